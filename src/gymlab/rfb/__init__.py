@@ -1,0 +1,57 @@
+"""Sans-I/O RFB 3.8 (VNC, RFC 6143) client: feed bytes in, get typed events out.
+
+See :class:`RFBClient`. The asyncio wrapper lives in :mod:`gymlab.client.vnc`.
+"""
+
+from __future__ import annotations
+
+from gymlab.rfb.client import (
+    DEFAULT_ENCODINGS,
+    LocalProtocolError,
+    RFBClient,
+    RFBStats,
+    State,
+    encoding_number,
+    vnc_auth_response,
+)
+from gymlab.rfb.events import (
+    CLIENT_PIXEL_FORMAT,
+    ENCODINGS,
+    Bell,
+    ConnectionClosed,
+    ConnectionFailed,
+    DesktopResized,
+    Event,
+    FramebufferUpdateComplete,
+    PixelFormat,
+    ProtocolError,
+    Rect,
+    ServerCutText,
+    ServerInit,
+)
+from gymlab.rfb.keysyms import KEYSYMS, keysym
+
+__all__ = [
+    "CLIENT_PIXEL_FORMAT",
+    "DEFAULT_ENCODINGS",
+    "ENCODINGS",
+    "KEYSYMS",
+    "Bell",
+    "ConnectionClosed",
+    "ConnectionFailed",
+    "DesktopResized",
+    "Event",
+    "FramebufferUpdateComplete",
+    "LocalProtocolError",
+    "PixelFormat",
+    "ProtocolError",
+    "RFBClient",
+    "RFBStats",
+    "Rect",
+    "ServerCutText",
+    "ServerInit",
+    "State",
+    "encoding_number",
+    "keysym",
+    "vnc_auth_response",
+]
