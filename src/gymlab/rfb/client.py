@@ -196,7 +196,8 @@ class RFBClient:
         except _Refused as exc:
             self._fail(ConnectionFailed(str(exc)))
         del self._buf[:pos]
-        events, self._events = self._events, []
+        events = self._events.copy()
+        self._events.clear()
         return events
 
     def data_to_send(self) -> bytes:
@@ -292,7 +293,8 @@ class RFBClient:
                 self._events.append(Bell())
             elif msg_type == 3:
                 yield 3
-                self._events.append(ServerCutText((yield from self._read_text())))
+                text = yield from self._read_text()
+                self._events.append(ServerCutText(text))
             else:
                 raise _Violation(f"unknown server message type {msg_type}")
 
