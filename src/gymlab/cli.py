@@ -14,7 +14,9 @@ import sys
 from collections.abc import Sequence
 
 # subcommand name -> module that provides add_parser(subparsers)
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "runtime": "gymlab.runtime.cli",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

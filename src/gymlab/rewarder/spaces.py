@@ -1,0 +1,90 @@
+"""JSON form of Gymnasium action spaces (the gymlab ``action_space`` describe field).
+
+``{"type": "Discrete", "n": 2, "start": 0}``,
+``{"type": "Box", "low": [...], "high": [...], "shape": [1], "dtype": "float32"}``,
+``{"type": "MultiDiscrete", "nvec": [...]}``, ``{"type": "MultiBinary", "n": ...}``.
+Non-finite bounds travel as the strings "inf"/"-inf" (strict JSON has no literal).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gymlab.rewarder.protocol import to_jsonable
+
+if TYPE_CHECKING:
+    import gymnasium
+
+
+class UnsupportedSpace(ValueError):
+    """The space has no JSON form here."""
+
+
+def space_to_json(space: gymnasium.Space[Any]) -> dict[str, Any]:
+    """Describe ``space`` as a JSON-ready dict."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.Box):
+        return {
+            "type": "Box",
+            "low": to_jsonable(space.low),
+            "high": to_jsonable(space.high),
+            "shape": list(space.shape),
+            "dtype": str(space.dtype),
+        }
+    if isinstance(space, spaces.MultiDiscrete):
+        return {"type": "MultiDiscrete", "nvec": to_jsonable(space.nvec)}
+    if isinstance(space, spaces.MultiBinary):
+        return {"type": "MultiBinary", "n": to_jsonable(space.n)}
+    raise UnsupportedSpace(f"no JSON form for {type(space).__name__}")
+
+
+def _floats(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_floats(v) for v in value]
+    return float(value)  # float("inf") accepts the string forms
+
+
+def space_from_json(data: dict[str, Any]) -> gymnasium.Space[Any]:
+    """Rebuild a Gymnasium space from :func:`space_to_json` output."""
+    import numpy as np
+    from gymnasium import spaces
+
+    kind = data.get("type")
+    if kind == "Discrete":
+        return spaces.Discrete(int(data["n"]), start=int(data.get("start", 0)))
+    if kind == "Box":
+        dtype = np.dtype(data.get("dtype", "float32"))
+        shape = tuple(int(s) for s in data["shape"])
+        low = np.asarray(_floats(data["low"]), dtype=dtype).reshape(shape)
+        high = np.asarray(_floats(data["high"]), dtype=dtype).reshape(shape)
+        return spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
+    if kind == "MultiDiscrete":
+        return spaces.MultiDiscrete(np.asarray(data["nvec"], dtype=np.int64))
+    if kind == "MultiBinary":
+        return spaces.MultiBinary(data["n"])
+    raise UnsupportedSpace(f"unknown space type {kind!r}")
+
+
+def action_from_json(space: gymnasium.Space[Any], value: Any) -> Any:
+    """Convert a JSON action into ``space``'s native form; ValueError if it is not in it."""
+    import numpy as np
+    from gymnasium import spaces
+
+    try:
+        if isinstance(space, spaces.Discrete):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError("a Discrete action must be an integer")
+            action: Any = np.int64(value)
+        elif isinstance(space, (spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary)):
+            action = np.asarray(_floats(value) if isinstance(space, spaces.Box) else value)
+            action = action.astype(space.dtype).reshape(space.shape)
+        else:
+            raise UnsupportedSpace(f"no JSON actions for {type(space).__name__}")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"invalid action {value!r}: {exc}") from None
+    if not space.contains(action):
+        raise ValueError(f"action {value!r} is not in {space}")
+    return int(action) if isinstance(space, spaces.Discrete) else action

@@ -1,0 +1,146 @@
+"""A full-screen X window (python-xlib) that shows env frames and collects input.
+
+Frames go out with PutImage in row bands (python-xlib does not use
+BIG-REQUESTS, so one request must fit the server's maximum request length),
+followed by a round trip so that the pixels are in the X server's (Xvnc's)
+framebuffer before the caller reports the step. Key and button events that
+VNC clients inject arrive at this window because it holds the input focus.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from Xlib import X
+from Xlib import display as xdisplay
+
+from gymlab.runtime.keymaps import PointerState
+
+log = logging.getLogger("gymlab.runtime")
+
+_PUT_IMAGE_HEADER_BYTES = 24
+_EVENT_MASK = (
+    X.KeyPressMask
+    | X.KeyReleaseMask
+    | X.ButtonPressMask
+    | X.ButtonReleaseMask
+    | X.PointerMotionMask
+    | X.FocusChangeMask
+)
+
+
+class FrameWindow:
+    """Draws RGB frames on an X display and tracks held keys and the pointer."""
+
+    def __init__(self, display_name: str, width: int, height: int) -> None:
+        self.width = width
+        self.height = height
+        self.display = xdisplay.Display(display_name)
+        screen = self.display.screen()
+        self._depth = screen.root_depth
+        self._channels = self._channel_bytes(screen)
+        self.window = screen.root.create_window(
+            0,
+            0,
+            width,
+            height,
+            0,
+            self._depth,
+            X.InputOutput,
+            X.CopyFromParent,
+            background_pixel=screen.black_pixel,
+            override_redirect=True,  # no window manager on the display: place it ourselves
+            event_mask=_EVENT_MASK,
+        )
+        self.window.set_wm_name("gymlab")
+        self.gc = self.window.create_gc()
+        self.window.map()
+        self.window.set_input_focus(X.RevertToPointerRoot, X.CurrentTime)
+        # Server-side autorepeat would turn a held key into press/release pairs.
+        self.display.change_keyboard_control(auto_repeat_mode=X.AutoRepeatModeOff)
+        self.display.sync()
+        max_bytes = self.display.display.info.max_request_length * 4 - _PUT_IMAGE_HEADER_BYTES
+        self._band_rows = max(1, max_bytes // (width * 4))
+        self._buffer = np.zeros((height, width, 4), dtype=np.uint8)
+        self._held: dict[int, None] = {}  # insertion order = press order
+        self.pointer = PointerState(0, 0, 0)
+
+    def _channel_bytes(self, screen: Any) -> tuple[int, int, int]:
+        """Byte offsets of R, G, B inside a 32-bit pixel of this server."""
+        formats = {f.depth: f.bits_per_pixel for f in self.display.display.info.pixmap_formats}
+        if formats.get(self._depth) != 32:
+            raise RuntimeError(f"unsupported X pixel format (depth {self._depth})")
+        visual = next(
+            v for d in screen.allowed_depths for v in d.visuals if v.visual_id == screen.root_visual
+        )
+        lsb_first = self.display.display.info.image_byte_order == X.LSBFirst
+        offsets = []
+        for mask in (visual.red_mask, visual.green_mask, visual.blue_mask):
+            shift = {0xFF: 0, 0xFF00: 1, 0xFF0000: 2, 0xFF000000: 3}.get(mask)
+            if shift is None:
+                raise RuntimeError(f"unsupported X visual mask {mask:#x}")
+            offsets.append(shift if lsb_first else 3 - shift)
+        return offsets[0], offsets[1], offsets[2]
+
+    def fileno(self) -> int:
+        """The X connection's socket, for an event loop reader."""
+        return int(self.display.fileno())
+
+    def draw(self, frame: np.ndarray) -> None:
+        """Put ``frame`` (H, W, 3 uint8 RGB) on screen and wait until the server has it."""
+        h, w = frame.shape[:2]
+        if (h, w) != (self.height, self.width):
+            raise ValueError(f"frame is {w}x{h}, window is {self.width}x{self.height}")
+        r, g, b = self._channels
+        buf = self._buffer
+        buf[..., r] = frame[..., 0]
+        buf[..., g] = frame[..., 1]
+        buf[..., b] = frame[..., 2]
+        for top in range(0, h, self._band_rows):
+            rows = min(self._band_rows, h - top)
+            data = buf[top : top + rows].tobytes()
+            self.window.put_image(self.gc, 0, top, w, rows, X.ZPixmap, self._depth, 0, data)
+        # A round trip: once it returns, Xvnc has applied every PutImage above.
+        self.display.sync()
+
+    def poll_events(self) -> None:
+        """Consume queued X events and update held keys / pointer state."""
+        while self.display.pending_events():
+            self._handle(self.display.next_event())
+
+    def _handle(self, event: Any) -> None:
+        kind = event.type
+        if kind == X.KeyPress:
+            sym = self.display.keycode_to_keysym(event.detail, 0)
+            if sym:
+                self._held.pop(sym, None)
+                self._held[sym] = None
+        elif kind == X.KeyRelease:
+            sym = self.display.keycode_to_keysym(event.detail, 0)
+            self._held.pop(sym, None)
+        elif kind in (X.ButtonPress, X.ButtonRelease, X.MotionNotify):
+            mask = event.state >> 8 & 0x1F  # button state before this event
+            if kind == X.ButtonPress:
+                mask |= 1 << (event.detail - 1)
+            elif kind == X.ButtonRelease:
+                mask &= ~(1 << (event.detail - 1))
+            self.pointer = PointerState(event.event_x, event.event_y, mask)
+        elif kind == X.MappingNotify:
+            # Xvnc adds keysyms to spare keycodes on the fly; refresh our table.
+            self.display.refresh_keyboard_mapping(event)
+        elif kind == X.FocusOut:
+            self.window.set_input_focus(X.RevertToPointerRoot, X.CurrentTime)
+
+    @property
+    def held_keys(self) -> list[int]:
+        """Keysyms currently held, oldest press first."""
+        return list(self._held)
+
+    def close(self) -> None:
+        """Close the X connection (errors ignored: the server may be gone)."""
+        try:
+            self.display.close()
+        except Exception as exc:  # the X server may already be gone
+            log.debug("closing X display: %s", exc)
