@@ -255,7 +255,11 @@ class RewarderClient:
             env_id=env_id, seed=seed, fps=fps, episode_id_hint=hint
         )
         self.rewards.begin_reset()
-        reply: p.ResetReply = await self._request(message_id, text, timeout, "reset")
+        try:
+            reply: p.ResetReply = await self._request(message_id, text, timeout, "reset")
+        except RewarderRequestError:
+            self.rewards.cancel_reset()
+            raise
         if reply.episode_id is None:
             raise RewarderRequestError("reset reply carried no episode_id")
         self.rewards.finish_reset(reply.episode_id)

@@ -67,10 +67,13 @@ class RewardBuffer:
     def begin_reset(self) -> None:
         """A reset request was sent: drop rewards until its reply arrives."""
         self._pending_reset = True
-        self._episodes.clear()
+
+    def cancel_reset(self) -> None:
+        """The reset request failed: accept rewards for the current episode again."""
+        self._pending_reset = False
 
     def finish_reset(self, episode_id: int) -> None:
-        """The reset reply arrived: the agent is now in ``episode_id``."""
+        """The reset reply arrived: the agent is now in ``episode_id``; older rewards go."""
         self._pending_reset = False
         self._current = episode_id
         for old in [e for e in self._episodes if e < episode_id]:

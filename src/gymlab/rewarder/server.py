@@ -138,7 +138,7 @@ class RewarderServer:
         self._port = port
         self._lockstep = lockstep
         self._max_bytes = max_message_bytes
-        self._limiter = limiter or FailedAttemptLimiter()
+        self._limiter = limiter if limiter is not None else FailedAttemptLimiter()
         self._admissions: dict[ServerConnection, _Admission] = {}
         self._peers: dict[ServerConnection, _Peer] = {}
         self._controller: _Peer | None = None

@@ -97,6 +97,8 @@ def check_env_id(env_id: str) -> None:
 def _make_env(env_id: str) -> gymnasium.Env[Any, Any]:
     import gymnasium
 
+    # rgb_array rendering needs no window system; without this SDL probes for one.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     return gymnasium.make(env_id, render_mode="rgb_array")
 
 
@@ -172,7 +174,9 @@ class EnvHost:
         """Client reset; the reply goes out after the reset frame is drawn."""
         if request.fps is not None:
             self.fps = request.fps
-        self._reset(env_id=request.env_id, seed=request.seed, hint=request.episode_id_hint)
+        self._reset(
+            env_id=request.env_id, seed=request.seed, hint=request.episode_id_hint, requested=True
+        )
         return ResetOutcome(episode_id=self.episode_id, frame=self.frame)
 
     async def step(self, request: p.StepRequest) -> StepOutcome:
@@ -217,7 +221,14 @@ class EnvHost:
         log.info("switched environment to %s", env_id)
         return frame
 
-    def _reset(self, env_id: str | None = None, seed: int | None = None, hint: int | None = None):
+    def _reset(
+        self,
+        env_id: str | None = None,
+        seed: int | None = None,
+        hint: int | None = None,
+        *,
+        requested: bool = False,
+    ) -> None:
         frame = None
         if env_id is not None and env_id != self.env_id:
             frame = self._switch_env(env_id, seed)
@@ -229,7 +240,9 @@ class EnvHost:
         self._show(frame)
         self.episode.finish_reset()
         self._push_describe()
-        log.info("episode %d started (frame %d)", self.episode_id, self.frame)
+        # Auto-resets happen many times a second in real time: keep them out of INFO.
+        level = logging.INFO if requested else logging.DEBUG
+        log.log(level, "episode %d started (frame %d)", self.episode_id, self.frame)
         if env_id is not None and self.server is not None:
             self.server.push_text(f"environment is {self.env_id}")
 

@@ -1,0 +1,275 @@
+"""RewarderServer + RewarderClient over loopback websockets, with an in-memory backend.
+
+The backend here is a tiny counting environment so the server's own rules
+(auth, roles, ordering, errors, timeouts) can be checked without Xvnc; the
+runtime's real backend is exercised in tests/e2e/test_runtime*.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from gymlab.rewarder import protocol as p
+from gymlab.rewarder.auth import FailedAttemptLimiter
+from gymlab.rewarder.client import (
+    RewarderClient,
+    RewarderConnectionLost,
+    RewarderRefused,
+    RewarderRequestError,
+    RewarderTimeout,
+)
+from gymlab.rewarder.server import RequestRejected, ResetOutcome, RewarderServer, StepOutcome
+
+PASSWORD = "open-sesame"
+
+
+class CountingBackend:
+    """Episode of 3 steps, reward 1 per step; reset can be slowed down."""
+
+    def __init__(self) -> None:
+        self.episode = p.EpisodeCounter()
+        self.episode.begin_reset()
+        self.episode.finish_reset()
+        self.frame = 1
+        self.steps = 0
+        self.reset_delay = 0.0
+        self.server: RewarderServer | None = None
+
+    @property
+    def episode_id(self) -> int:
+        return self.episode.episode_id
+
+    def describe_body(self) -> dict[str, Any]:
+        return {
+            "env_id": "Count-v0",
+            "env_state": self.episode.state,
+            "fps": 60.0,
+            "action_space": {"type": "Discrete", "n": 2, "start": 0},
+            "frame_shape": [4, 6, 3],
+            "mode": "lockstep",
+        }
+
+    async def reset(self, request: p.ResetRequest) -> ResetOutcome:
+        if request.env_id not in (None, "Count-v0"):
+            raise RequestRejected(f"unknown env {request.env_id}")
+        self.episode.begin_reset(request.episode_id_hint)
+        assert self.server is not None
+        self.server.push_describe()
+        await asyncio.sleep(self.reset_delay)
+        self.frame += 1
+        self.steps = 0
+        self.episode.finish_reset()
+        self.server.push_describe()
+        return ResetOutcome(self.episode_id, self.frame)
+
+    async def step(self, request: p.StepRequest) -> StepOutcome:
+        assert self.server is not None
+        self.frame += 1
+        self.steps += 1
+        done = self.steps >= 3
+        eid = self.episode_id
+        self.server.push_reward(
+            reward=1.0, terminated=done, truncated=False, info={}, frame=self.frame, episode_id=eid
+        )
+        if done:
+            self.episode.begin_reset()
+            self.episode.finish_reset()
+            self.steps = 0
+        return StepOutcome(self.frame, 1.0, done, False, {"a": request.action}, self.episode_id)
+
+
+def auth(password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{password}:".encode()).decode()}
+
+
+def raw(method: str, mid: int, body: dict | None = None) -> str:
+    headers = {"message_id": mid, "sent_at": time.time()}
+    return json.dumps({"method": method, "headers": headers, "body": body or {}})
+
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def test_client_conversation() -> None:
+    async def main() -> None:
+        backend = CountingBackend()
+        server = RewarderServer(backend, password=PASSWORD, port=0, lockstep=True)
+        backend.server = server
+        await server.start()
+        client = await RewarderClient.connect("127.0.0.1", server.port, PASSWORD, timeout=5)
+        try:
+            assert client.describe is not None
+            assert client.describe.env_id == "Count-v0"
+            assert client.describe.frame_shape == (4, 6, 3)
+            assert client.describe.action_space == {"type": "Discrete", "n": 2, "start": 0}
+            assert 0 < await client.ping() < 1
+            eid = await client.reset(seed=1)
+            assert eid == 2
+            assert client.describe.state == "running"
+            results = [await client.step(1) for _ in range(3)]
+            assert [r.frame for r in results] == [3, 4, 5]
+            assert results[2].terminated and results[2].episode_id == 3
+            assert results[0].info == {"a": 1}
+            with pytest.raises(RewarderRequestError, match="unknown env"):
+                await client.reset(env_id="Other-v0")
+        finally:
+            await client.close()
+            await server.close()
+
+    run(main())
+
+
+def test_wrong_password_close_message_then_1000() -> None:
+    async def main() -> None:
+        backend = CountingBackend()
+        server = RewarderServer(backend, password=PASSWORD, port=0)
+        backend.server = server
+        await server.start()
+        try:
+            async with connect(
+                f"ws://127.0.0.1:{server.port}/", additional_headers=auth("no")
+            ) as ws:
+                first = json.loads(await ws.recv())
+                assert first["method"] == p.CONNECTION_CLOSE
+                assert "password" in first["body"]["message"]
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+                assert ws.close_code == 1000
+            with pytest.raises(RewarderRefused, match="password"):
+                await RewarderClient.connect("127.0.0.1", server.port, "nope", timeout=5)
+        finally:
+            await server.close()
+
+    run(main())
+
+
+def test_failed_attempts_are_rate_limited() -> None:
+    async def main() -> None:
+        backend = CountingBackend()
+        limiter = FailedAttemptLimiter(max_failures=2, window=60)
+        server = RewarderServer(backend, password=PASSWORD, port=0, limiter=limiter)
+        backend.server = server
+        await server.start()
+        try:
+            for _ in range(2):
+                with pytest.raises(RewarderRefused, match="password"):
+                    await RewarderClient.connect("127.0.0.1", server.port, "bad", timeout=5)
+            # now even the right password is turned away at the HTTP upgrade
+            with pytest.raises(RewarderRefused, match="429"):
+                await RewarderClient.connect("127.0.0.1", server.port, PASSWORD, timeout=5)
+        finally:
+            await server.close()
+
+    run(main())
+
+
+def test_one_controller_many_observers() -> None:
+    async def main() -> None:
+        backend = CountingBackend()
+        server = RewarderServer(backend, password=PASSWORD, port=0, lockstep=True)
+        backend.server = server
+        await server.start()
+        controller = await RewarderClient.connect("127.0.0.1", server.port, PASSWORD)
+        observers = [
+            await RewarderClient.connect("127.0.0.1", server.port, PASSWORD, observer=True)
+            for _ in range(2)
+        ]
+        try:
+            with pytest.raises(RewarderRefused, match="controlling client"):
+                await RewarderClient.connect("127.0.0.1", server.port, PASSWORD)
+            assert server.observer_count == 2 and server.has_controller
+            await controller.step(0)
+            for obs in observers:
+                await obs.ping()  # observers may ping (and the reply follows the reward push)
+            with pytest.raises(RewarderRequestError, match="observers"):
+                await observers[0].reset()  # but not control
+            for obs in observers:
+                popped = obs.pop_rewards()
+                assert (popped.reward, popped.info["stats.reward.count"]) == (1.0, 1)
+            await controller.close()
+            for _ in range(100):  # the slot frees once the server saw the close
+                if not server.has_controller:
+                    break
+                await asyncio.sleep(0.01)
+            again = await RewarderClient.connect("127.0.0.1", server.port, PASSWORD)
+            await again.close()
+        finally:
+            for obs in observers:
+                await obs.close()
+            await server.close()
+
+    run(main())
+
+
+def test_errors_keep_connection_and_oversized_closes() -> None:
+    async def main() -> None:
+        backend = CountingBackend()
+        server = RewarderServer(backend, password=PASSWORD, port=0, lockstep=False)
+        backend.server = server
+        await server.start()
+        try:
+            async with connect(
+                f"ws://127.0.0.1:{server.port}/", additional_headers=auth(PASSWORD)
+            ) as ws:
+                assert json.loads(await ws.recv())["method"] == p.ENV_DESCRIBE
+                await ws.send("{oops")
+                err = json.loads(await ws.recv())
+                assert err["method"] == p.REPLY_ERROR and "malformed" in err["body"]["message"]
+                await ws.send(raw(p.ENV_STEP, 5, {"action": 1}))
+                err = json.loads(await ws.recv())
+                assert err["headers"]["parent_message_id"] == 5
+                assert "lockstep" in err["body"]["message"]
+                await ws.send(raw(p.CONTROL_PING, 6))
+                assert json.loads(await ws.recv())["method"] == p.REPLY_CONTROL_PING
+                await ws.send("x" * (p.MAX_INCOMING_MESSAGE_BYTES + 1))
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+                assert ws.close_code == 1009
+        finally:
+            await server.close()
+
+    run(main())
+
+
+def test_reset_timeout_and_connection_lost() -> None:
+    async def main() -> None:
+        backend = CountingBackend()
+        server = RewarderServer(backend, password=PASSWORD, port=0, lockstep=True)
+        backend.server = server
+        await server.start()
+        client = await RewarderClient.connect("127.0.0.1", server.port, PASSWORD)
+        try:
+            backend.reset_delay = 2.0
+            with pytest.raises(RewarderTimeout, match="reset"):
+                await client.reset(timeout=0.2)
+            backend.reset_delay = 0.0
+            await server.close("maintenance")
+            with pytest.raises(RewarderConnectionLost):
+                await client.ping(timeout=2)
+            assert client.close_message == "maintenance"
+        finally:
+            await client.close()
+
+    run(main())
+
+
+def test_connect_to_nothing_is_connection_lost() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(RewarderConnectionLost):
+        run(RewarderClient.connect("127.0.0.1", port, PASSWORD, timeout=2))
