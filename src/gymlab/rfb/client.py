@@ -43,6 +43,7 @@ from gymlab.rfb.events import (
     ServerInit,
 )
 from gymlab.rfb.keysyms import keysym as _keysym
+from gymlab.rfb.pixels import copy_bgr
 
 SECURITY_NONE = 1
 SECURITY_VNC_AUTH = 2
@@ -386,8 +387,7 @@ class RFBClient:
             n = r.width * r.height * 4
             data = yield n
             # wire pixels are B, G, R, X
-            pixels = np.frombuffer(data, dtype=np.uint8).reshape(r.height, r.width, 4)
-            target[...] = pixels[:, :, 2::-1]
+            copy_bgr(target, np.frombuffer(data, dtype=np.uint8).reshape(r.height, r.width, 4))
             self._count(enc, 12 + n)
         elif enc == ENCODING_COPYRECT:
             sx, sy = struct.unpack(">HH", (yield 4))
