@@ -590,6 +590,23 @@ def test_random_bytes_after_handshake(data: bytes, cut: int) -> None:
     _assert_only_events_or_clean_error(client, chunks)
 
 
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=300), password=st.sampled_from([None, "pw"]))
+def test_random_bytes_during_handshake(data: bytes, password: str | None) -> None:
+    client = RFBClient(password, max_desktop_size=(512, 512))
+    greeting = b"RFB 003.008\n" if data[:1] != b"R" else b""
+    events = client.receive_data(greeting + data)
+    allowed = (ServerInit, ConnectionFailed, *_ALLOWED)
+    assert all(isinstance(e, allowed) for e in events), events
+    assert all(not isinstance(e, (ProtocolError, ConnectionFailed)) for e in events[:-1])
+
+
+def test_request_region_must_lie_inside_the_desktop() -> None:
+    client = ready_client()
+    with pytest.raises(ValueError):
+        client.request_update(True, 90, 0, 20, 10)
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     tiles=st.binary(max_size=3000),

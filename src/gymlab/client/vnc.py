@@ -33,13 +33,11 @@ import numpy as np
 from gymlab.rfb import (
     ConnectionClosed,
     ConnectionFailed,
-    DesktopResized,
     Event,
     FramebufferUpdateComplete,
     ProtocolError,
     RFBClient,
     RFBStats,
-    ServerInit,
     State,
 )
 
@@ -235,7 +233,6 @@ class VNCConnection:
             raise
         except Exception as exc:  # a bug must not leave waiters hanging forever
             self._set_error(VNCConnectionError(f"VNC {self.address}: client failure: {exc!r}"))
-            raise
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, FramebufferUpdateComplete):
@@ -247,8 +244,7 @@ class VNCConnection:
                 self._raise_for(event)
             except VNCConnectionError as exc:
                 self._set_error(exc)
-        elif isinstance(event, (DesktopResized, ServerInit)):
-            pass  # width/height/framebuffer already reflect it
+        # DesktopResized needs nothing: width, height and framebuffer already follow it
 
     def _wake(self, count: int, has_pixels: bool) -> None:
         keep = []

@@ -245,6 +245,10 @@ class RFBClient:
         self._require_ready()
         w = self.width - x if width is None else width
         h = self.height - y if height is None else height
+        if min(x, y, w, h) < 0 or x + w > self.width or y + h > self.height:
+            raise ValueError(
+                f"region {w}x{h}+{x}+{y} outside the {self.width}x{self.height} desktop"
+            )
         self._out += struct.pack(">BBHHHH", 3, int(incremental), x, y, w, h)
 
     def key_event(self, key: str | int, down: bool) -> None:
