@@ -57,7 +57,14 @@ def ensure_daemon(*, start: bool = True) -> None:
 def image_label(image: str, label: str) -> str | None:
     """The value of ``label`` on a local image, or None when the image is absent."""
     done = subprocess.run(
-        ["docker", "image", "inspect", "--format", f'{{{{index .Config.Labels "{label}"}}}}', image],
+        [
+            "docker",
+            "image",
+            "inspect",
+            "--format",
+            f'{{{{index .Config.Labels "{label}"}}}}',
+            image,
+        ],
         capture_output=True,
         check=False,
     )

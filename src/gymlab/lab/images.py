@@ -36,7 +36,16 @@ UBUNTU_KEYRING_SUITE = "trixie"
 UBUNTU_KEYRING_DEB_SHA256 = "b2e7ed48431bf9e7978ae810bbdaf253093570d6e3f864e575b7c13554b81174"
 UBUNTU_KEYRING_FILE = "usr/share/keyrings/ubuntu-archive-keyring.gpg"
 
-BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "python3-apt", "ca-certificates")
+# sudo: real lab hosts have it, and playbooks `become` through it even when connected as root.
+BASE_PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "python3",
+    "python3-apt",
+    "ca-certificates",
+    "sudo",
+)
 
 
 @dataclass(frozen=True)
@@ -133,7 +142,9 @@ def _fetch_ubuntu_keyring(workdir: Path) -> Path:
     debs = workdir / "debs"
     debs.mkdir()
     subprocess.run(
-        ["apt-get", *opts, "download", UBUNTU_KEYRING_PACKAGE], cwd=debs, check=True,
+        ["apt-get", *opts, "download", UBUNTU_KEYRING_PACKAGE],
+        cwd=debs,
+        check=True,
         capture_output=True,
     )
     deb = next(debs.glob("*.deb"))

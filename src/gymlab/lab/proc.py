@@ -32,7 +32,11 @@ def run(
     except subprocess.TimeoutExpired as exc:
         raise LabError(f"{what}: timed out after {timeout:.0f}s ({shlex.join(argv)})") from exc
     if done.returncode != 0:
-        tail = (done.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] if capture else []
+        tail = (
+            (done.stderr or b"").decode(errors="replace").strip().splitlines()[-1:]
+            if capture
+            else []
+        )
         detail = f": {tail[0]}" if tail else ""
         raise LabError(
             f"{what} failed (exit {done.returncode}){detail}{'; ' + hint if hint else ''}"

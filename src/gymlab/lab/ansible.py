@@ -1,0 +1,79 @@
+"""Running Ansible for the invoke tasks: inventory look-ups and playbooks with a summary line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from gymlab.lab.errors import LabError
+from gymlab.lab.proc import run
+
+REPO = Path(__file__).resolve().parents[3]
+CALLBACK_DIR = REPO / "plugins" / "callback"
+
+
+@dataclass(frozen=True)
+class InventoryHost:
+    name: str
+    vars: dict
+
+
+def inventory_host(host: str, inventory: Path) -> InventoryHost:
+    """The host's variables from the inventory; LabError naming the known hosts if absent."""
+    if not host:
+        raise LabError("no host given; use --host NAME (see `invoke --list` and the inventory)")
+    if not inventory.exists():
+        raise LabError(f"inventory {inventory} does not exist")
+    listing = json.loads(
+        run(["ansible-inventory", "-i", str(inventory), "--list"], what="ansible-inventory")
+    )
+    hostvars = listing.get("_meta", {}).get("hostvars", {})
+    if host not in hostvars:
+        known = ", ".join(sorted(hostvars)) or "none"
+        raise LabError(f"unknown host '{host}' in {inventory}; known hosts: {known}")
+    return InventoryHost(host, hostvars[host])
+
+
+def playbook(
+    path: Path,
+    *,
+    inventory: Path,
+    limit: str | None = None,
+    check: bool = False,
+    diff: bool = False,
+    tags: str | None = None,
+    extra: list[str] | None = None,
+) -> None:
+    """Run a playbook with live output; on failure raise LabError with the first failed task."""
+    with tempfile.NamedTemporaryFile(prefix="gymlab-failure-", suffix=".json") as failure:
+        env = {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_CALLBACK_PLUGINS": str(CALLBACK_DIR),
+            "ANSIBLE_CALLBACKS_ENABLED": "gymlab_failure",
+            "GYMLAB_FAILURE_FILE": failure.name,
+        }
+        argv = ["ansible-playbook", "-i", str(inventory), str(path)]
+        if limit:
+            argv += ["--limit", limit]
+        if check:
+            argv.append("--check")
+        if diff:
+            argv.append("--diff")
+        if tags:
+            argv += ["--tags", tags]
+        argv += extra or []
+        code = subprocess.run(argv, env=env, cwd=REPO, check=False).returncode
+        if code == 0:
+            return
+        text = Path(failure.name).read_text()
+        if text:
+            first = json.loads(text)
+            raise LabError(
+                f"{path.name} failed on {first['host']} at task '{first['task']}': {first['msg']}"
+            )
+        raise LabError(f"ansible-playbook {path.name} exited {code}; see the output above")

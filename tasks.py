@@ -1,0 +1,208 @@
+"""gymlab's front door: `invoke --list` shows the tasks, `invoke TASK --help` their options.
+
+Every task ends with a non-zero exit and one line saying what failed and what to do, instead
+of a traceback, when the failure is one the user can act on (gymlab.lab.errors.LabError).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from pathlib import Path
+
+from invoke import Exit, task
+
+REPO = Path(__file__).resolve().parent
+sys.path.insert(0, str(REPO / "src"))
+VENV_BIN = Path(sys.executable).parent
+# Ansible, molecule and pytest run from the same venv as invoke.
+os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+
+from gymlab.lab import ansible, docker, images, sandbox  # noqa: E402
+from gymlab.lab.errors import LabError  # noqa: E402
+
+DEFAULT_INVENTORY = REPO / "inventories" / "local"
+# molecule scenario -> the base image its platform boots
+MOLECULE_SCENARIOS = {"default": "debian12", "ubuntu1804": "ubuntu1804"}
+
+
+def one_line_errors(func):
+    """Turn LabError into `gymlab: <message>` and exit 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except LabError as exc:
+            raise Exit(f"gymlab: {exc}", code=1) from None
+
+    return wrapper
+
+
+def phase(title: str):
+    """Print a phase header now and its duration when it ends."""
+
+    class _Phase:
+        def __enter__(self):
+            self.start = time.monotonic()
+            print(f"==> {title}", flush=True)
+
+        def __exit__(self, exc_type, *_):
+            status = "done" if exc_type is None else "FAILED"
+            print(f"==> {title}: {status} in {time.monotonic() - self.start:.0f}s", flush=True)
+
+    return _Phase()
+
+
+def _inventory(path: str | None) -> Path:
+    return Path(path).resolve() if path else DEFAULT_INVENTORY
+
+
+def _is_sandbox(host: ansible.InventoryHost) -> bool:
+    return host.vars.get("ansible_host") == sandbox.CONTAINER
+
+
+@task(
+    help={
+        "host": "inventory host to converge (default inventory: 'sandbox')",
+        "inventory": "inventory directory (default: inventories/local)",
+        "check": "report what would change, change nothing (--check --diff)",
+        "tags": "only these layers/tags, comma-separated (e.g. display)",
+    }
+)
+@one_line_errors
+def provision(c, host="", inventory=None, check=False, tags=None):
+    """Converge one host with playbooks/site.yml (creates the sandbox host when needed)."""
+    inv = _inventory(inventory)
+    target = ansible.inventory_host(host, inv)
+    if _is_sandbox(target):
+        with phase("sandbox host"):
+            sandbox.up(target.vars.get("gymlab_sandbox_image", "debian12"))
+    with phase(f"converge {host}{' (check mode)' if check else ''}"):
+        ansible.playbook(
+            REPO / "playbooks" / "site.yml",
+            inventory=inv,
+            limit=host,
+            check=check,
+            diff=check,
+            tags=tags,
+        )
+
+
+@task(
+    help={
+        "host": "inventory host to check",
+        "inventory": "inventory directory (default: inventories/local)",
+        "junit": "also write a JUnit XML report to this path",
+    }
+)
+@one_line_errors
+def verify(c, host="", inventory=None, junit=None):
+    """Run the testinfra checks (tests/infra) against a provisioned host."""
+    inv = _inventory(inventory)
+    ansible.inventory_host(host, inv)
+    argv = [
+        "pytest",
+        str(REPO / "tests" / "infra"),
+        f"--hosts=ansible://{host}",
+        f"--ansible-inventory={inv}",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+    ]
+    if junit:
+        argv.append(f"--junitxml={junit}")
+    with phase(f"verify {host}"):
+        result = c.run(" ".join(argv), warn=True, pty=False)
+    if result.exited != 0:
+        raise Exit(f"gymlab: verify found failures on {host}; see the report above", code=1)
+
+
+@task(
+    help={
+        "name": "image to build (repeatable): " + ", ".join(images.RECIPES),
+        "force": "rebuild even when the recipe hash matches",
+    },
+    iterable=["name"],
+    name="images",
+)
+@one_line_errors
+def images_(c, name=None, force=False):
+    """Build and cache the local systemd base images (debootstrap; no registry needed)."""
+    for recipe in images.resolve(name):
+        with phase(f"image {recipe.tag}"):
+            images.build(recipe, force=force)
+
+
+
+@task(
+    help={"action": "up or down", "image": "base image for a new sandbox (default debian12)"},
+    name="sandbox",
+)
+@one_line_errors
+def sandbox_(c, action, image="debian12"):
+    """Create/boot (up) or remove (down) the local sandbox host container."""
+    if action == "up":
+        sandbox.up(image)
+    elif action == "down":
+        sandbox.down()
+    else:
+        raise LabError(f"unknown sandbox action '{action}'; expected 'up' or 'down'")
+
+
+
+@task
+def lint(c):
+    """ruff, yamllint and ansible-lint (production profile)."""
+    with phase("lint"):
+        c.run("ruff check src tests tasks.py plugins")
+        c.run("ruff format --check src tests tasks.py plugins")
+        c.run("yamllint -s .")
+        c.run("ansible-lint --profile production")
+
+
+@task(
+    help={
+        "unit": "run tests/unit",
+        "e2e": "run tests/e2e (real Xvnc and websocket peers on loopback)",
+        "molecule": "run the molecule scenarios (real systemd host containers)",
+        "scenario": "molecule scenario(s) to run (repeatable; default: all)",
+        "junit": "directory for JUnit XML reports",
+    },
+    iterable=["scenario"],
+)
+@one_line_errors
+def test(c, unit=False, e2e=False, molecule=False, scenario=None, junit=None):
+    """Run the test suites; with no selection: lint, unit, e2e and molecule."""
+    everything = not (unit or e2e or molecule)
+    os.chdir(REPO)
+    if everything:
+        lint(c)
+    if unit or e2e or everything:
+        paths = [p for p, on in (("tests/unit", unit), ("tests/e2e", e2e)) if on or everything]
+        with phase("pytest " + " ".join(paths)):
+            extra = f" --junitxml={junit}/pytest.xml" if junit else ""
+            c.run(f"pytest {' '.join(paths)} -q{extra}")
+    if molecule or everything:
+        with phase("base images"):
+            names = scenario or list(MOLECULE_SCENARIOS)
+            unknown = [n for n in names if n not in MOLECULE_SCENARIOS]
+            if unknown:
+                raise LabError(
+                    f"unknown scenario {', '.join(unknown)}; expected {', '.join(MOLECULE_SCENARIOS)}"
+                )
+            for recipe in images.resolve([MOLECULE_SCENARIOS[n] for n in names]):
+                images.build(recipe)
+        for name in names:
+            with phase(f"molecule test -s {name}"):
+                c.run(f"molecule test -s {name}")
+
+
+@task
+@one_line_errors
+def daemon(c):
+    """Make sure a Docker daemon answers (starts Debian's dockerd when none does)."""
+    docker.ensure_daemon()
+    print("docker daemon: answering")
