@@ -72,6 +72,8 @@ class CountingBackend:
 
     async def step(self, request: p.StepRequest) -> StepOutcome:
         assert self.server is not None
+        if request.action == "boom":
+            raise RuntimeError("backend bug")
         self.frame += 1
         self.steps += 1
         done = self.steps >= 3
@@ -124,6 +126,9 @@ def test_client_conversation() -> None:
             assert results[0].info == {"a": 1}
             with pytest.raises(RewarderRequestError, match="unknown env"):
                 await client.reset(env_id="Other-v0")
+            with pytest.raises(RewarderRequestError, match="internal error: RuntimeError"):
+                await client.step("boom")
+            assert await client.ping() > 0  # still served
         finally:
             await client.close()
             await server.close()

@@ -314,8 +314,16 @@ class RewarderServer:
             log.info("%s %s disconnected", role, ip)
 
     async def _dispatch(self, peer: _Peer, text: str | bytes) -> None:
+        event = peer.proto.receive(text)
+        try:
+            await self._answer(peer, event)
+        except Exception as exc:  # a backend bug or a dying display: report, keep serving
+            log.error("request from %s failed: %r", peer.address, exc)
+            parent = getattr(event, "message_id", None)
+            peer.enqueue(peer.proto.error(parent, f"internal error: {type(exc).__name__}"))
+
+    async def _answer(self, peer: _Peer, event: p.ServerEvent) -> None:
         proto = peer.proto
-        event = proto.receive(text)
         if isinstance(event, p.BadRequest):
             log.info("bad request from %s: %s", peer.address, event.message)
             peer.enqueue(event.reply)

@@ -319,15 +319,15 @@ class Runtime:
 
     def _fail(self, reason: str) -> None:
         if self._failure is None:
-            self._failure = reason
-            log.error("%s; stopping", reason)
+            self._failure = reason  # logged once run() has seen whether Xvnc died
         self._stop.set()
 
-    def _on_x_readable(self, window: FrameWindow) -> None:
+    def _on_x_readable(self, window: FrameWindow, fd: int) -> None:
         try:
             window.poll_events()
         except Exception as exc:  # the X connection broke: Xvnc is gone or dying
-            asyncio.get_running_loop().remove_reader(window.fileno())
+            # python-xlib may have closed the socket already: use the fd we registered.
+            asyncio.get_running_loop().remove_reader(fd)
             self._fail(f"lost the X connection ({type(exc).__name__})")
 
     def stop(self) -> None:
@@ -343,6 +343,7 @@ class Runtime:
         window: FrameWindow | None = None
         server: RewarderServer | None = None
         tasks: list[asyncio.Task[Any]] = []
+        x_fd: int | None = None
         env = _make_env(config.env_id)
         try:
             env.reset()
@@ -381,7 +382,8 @@ class Runtime:
             host.server = server
             self.rewarder_port = server.port
             loop = asyncio.get_running_loop()
-            loop.add_reader(window.fileno(), self._on_x_readable, window)
+            x_fd = window.fileno()
+            loop.add_reader(x_fd, self._on_x_readable, window, x_fd)
             log.info(
                 "runtime ready: %s (%s, %g fps) on display :%s, VNC %s:%d, rewarder %s:%d",
                 config.env_id,
@@ -400,13 +402,16 @@ class Runtime:
             if config.mode == "realtime":
                 tasks.append(asyncio.create_task(host.run_realtime()))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            if xvnc_exit in done:
-                log.error("Xvnc exited unexpectedly (code %s); stopping", xvnc_exit.result())
-                return 1
             for task in done:
-                if task is not stop and task.exception() is not None:
+                if task not in (stop, xvnc_exit) and task.exception() is not None:
                     self._fail(f"runtime failed: {task.exception()!r}")
-            if self._failure is not None:
+            if xvnc_exit in done or self._failure is not None:
+                # A dead Xvnc is the usual cause of X errors: give it a moment to show.
+                await asyncio.wait([xvnc_exit], timeout=1.0)
+                if xvnc_exit.done():
+                    log.error("Xvnc exited unexpectedly (code %s); stopping", xvnc_exit.result())
+                else:
+                    log.error("%s; stopping", self._failure)
                 return 1
             log.info("stopping")
             return 0
@@ -416,9 +421,8 @@ class Runtime:
         finally:
             for task in tasks:
                 task.cancel()
-            if window is not None:
-                with contextlib.suppress(Exception):
-                    asyncio.get_running_loop().remove_reader(window.fileno())
+            if x_fd is not None:
+                asyncio.get_running_loop().remove_reader(x_fd)
             if server is not None:
                 await server.close("runtime stopping")
             if window is not None:
