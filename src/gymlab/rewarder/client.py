@@ -212,6 +212,9 @@ class RewarderClient:
         elif isinstance(event, p.ConnectionClose):
             self.close_message = event.message
         elif isinstance(event, (p.ResetReply, p.StepReply, p.PingReply, p.ErrorReply)):
+            if isinstance(event, p.ResetReply) and event.episode_id is not None:
+                # also for a reply that arrives after its request timed out
+                self.rewards.finish_reset(event.episode_id)
             parent = event.parent_message_id
             future = self._pending.pop(parent, None) if parent is not None else None
             if future is not None and not future.done():
@@ -261,8 +264,8 @@ class RewarderClient:
             self.rewards.cancel_reset()
             raise
         if reply.episode_id is None:
+            self.rewards.cancel_reset()
             raise RewarderRequestError("reset reply carried no episode_id")
-        self.rewards.finish_reset(reply.episode_id)
         return reply.episode_id
 
     async def step(self, action: Any, *, timeout: float = 10.0) -> StepResult:

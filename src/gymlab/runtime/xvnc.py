@@ -185,8 +185,13 @@ async def _read_line(fd: int) -> str:
     os.set_blocking(fd, False)
     data = b""
     while not data.endswith(b"\n"):
-        readable = loop.create_future()
-        loop.add_reader(fd, lambda fut=readable: fut.done() or fut.set_result(None))
+        readable: asyncio.Future[None] = loop.create_future()
+
+        def wake(fut: asyncio.Future[None] = readable) -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        loop.add_reader(fd, wake)
         try:
             await readable
         finally:
