@@ -371,3 +371,16 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path: Path, args: list[str], mes
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_display_refuses_x_clients_without_the_cookie(
+    lockstep: RuntimeProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from Xlib import display as xdisplay
+    from Xlib import error as xerror
+
+    empty = tmp_path / "Xauthority"
+    empty.write_bytes(b"")
+    monkeypatch.setenv("XAUTHORITY", str(empty))
+    with pytest.raises(xerror.DisplayConnectionError, match=r"[Aa]uthoriz"):
+        xdisplay.Display(f":{lockstep.display}")

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import os
+import secrets
 import shutil
 import signal
 import tempfile
@@ -29,7 +30,13 @@ from gymlab.rewarder.server import (
 )
 from gymlab.rewarder.spaces import action_from_json, space_to_json
 from gymlab.runtime.keymaps import KeyMap, UnknownKeyMap, keymap_for
-from gymlab.runtime.xvnc import XvncError, XvncOptions, XvncProcess, vnc_password_file_bytes
+from gymlab.runtime.xvnc import (
+    XvncError,
+    XvncOptions,
+    XvncProcess,
+    vnc_password_file_bytes,
+    xauthority_bytes,
+)
 
 if TYPE_CHECKING:
     import gymnasium
@@ -352,6 +359,9 @@ class Runtime:
             passwd = workdir / "vncpasswd"
             passwd.touch(mode=0o600)
             passwd.write_bytes(vnc_password_file_bytes(config.password))
+            xauth = workdir / "Xauthority"
+            xauth.touch(mode=0o600)
+            xauth.write_bytes(xauthority_bytes(secrets.token_bytes(16)))
             if len(config.password) > 8:
                 log.warning("VNC uses only the first 8 characters of the password")
             xvnc = XvncProcess(
@@ -363,13 +373,14 @@ class Runtime:
                     bind=config.bind,
                     display=config.display,
                     executable=config.xvnc_executable,
+                    xauthority=xauth,
                 )
             )
             await xvnc.start()
             self.display = xvnc.display
             from gymlab.runtime.xwindow import FrameWindow
 
-            window = FrameWindow(xvnc.display_name, width, height)
+            window = FrameWindow(xvnc.display_name, width, height, xauth)
             host = self.host = EnvHost(config, env, first, window)
             server = RewarderServer(
                 host,

@@ -7,6 +7,8 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,28 @@ def vnc_password_file_bytes(password: str) -> bytes:
     return bytes(DES.new(key, DES.MODE_ECB).encrypt(plain))
 
 
+_FAMILY_LOCAL = 256
+_COOKIE_NAME = b"MIT-MAGIC-COOKIE-1"
+
+
+def xauthority_bytes(cookie: bytes, hostname: str | None = None) -> bytes:
+    """One Xauthority entry granting ``cookie`` for local connections to any display.
+
+    The empty display number matches every display, which is needed because
+    Xvnc picks the number itself (-displayfd) after the file is written.
+    """
+    fields = [
+        (hostname or socket.gethostname()).encode(),
+        b"",  # display number: any
+        _COOKIE_NAME,
+        cookie,
+    ]
+    out = struct.pack(">H", _FAMILY_LOCAL)
+    for value in fields:
+        out += struct.pack(">H", len(value)) + value
+    return out
+
+
 @dataclass(frozen=True)
 class XvncOptions:
     """How to run Xvnc."""
@@ -48,6 +72,7 @@ class XvncOptions:
     bind: str = "127.0.0.1"
     display: int | None = None  # None: Xvnc picks a free one (-displayfd)
     executable: str = "Xvnc"
+    xauthority: Path | None = None  # X clients need this cookie file (no open display)
 
 
 def xvnc_command(options: XvncOptions, displayfd: int | None) -> list[str]:
@@ -74,6 +99,8 @@ def xvnc_command(options: XvncOptions, displayfd: int | None) -> list[str]:
         "-desktop",
         "gymlab",
     ]
+    if options.xauthority is not None:
+        cmd += ["-auth", str(options.xauthority)]
     if options.bind in ("127.0.0.1", "localhost"):
         cmd.append("-localhost")
     elif options.bind not in ("0.0.0.0", "", "*"):

@@ -10,6 +10,8 @@ VNC clients inject arrive at this window because it holds the input focus.
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,13 +33,30 @@ _EVENT_MASK = (
 )
 
 
+def _open_display(name: str, xauthority: Path | None) -> xdisplay.Display:
+    """Connect with the cookie in ``xauthority`` (python-xlib reads $XAUTHORITY)."""
+    if xauthority is None:
+        return xdisplay.Display(name)
+    saved = os.environ.get("XAUTHORITY")
+    os.environ["XAUTHORITY"] = str(xauthority)
+    try:
+        return xdisplay.Display(name)
+    finally:
+        if saved is None:
+            del os.environ["XAUTHORITY"]
+        else:
+            os.environ["XAUTHORITY"] = saved
+
+
 class FrameWindow:
     """Draws RGB frames on an X display and tracks held keys and the pointer."""
 
-    def __init__(self, display_name: str, width: int, height: int) -> None:
+    def __init__(
+        self, display_name: str, width: int, height: int, xauthority: Path | None = None
+    ) -> None:
         self.width = width
         self.height = height
-        self.display = xdisplay.Display(display_name)
+        self.display = _open_display(display_name, xauthority)
         screen = self.display.screen()
         self._depth = screen.root_depth
         self._channels = self._channel_bytes(screen)
