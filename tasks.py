@@ -136,7 +136,6 @@ def images_(c, name=None, force=False):
             images.build(recipe, force=force)
 
 
-
 @task(
     help={"action": "up or down", "image": "base image for a new sandbox (default debian12)"},
     name="sandbox",
@@ -150,7 +149,6 @@ def sandbox_(c, action, image="debian12"):
         sandbox.down()
     else:
         raise LabError(f"unknown sandbox action '{action}'; expected 'up' or 'down'")
-
 
 
 @task
@@ -190,9 +188,8 @@ def test(c, unit=False, e2e=False, molecule=False, scenario=None, junit=None):
             names = scenario or list(MOLECULE_SCENARIOS)
             unknown = [n for n in names if n not in MOLECULE_SCENARIOS]
             if unknown:
-                raise LabError(
-                    f"unknown scenario {', '.join(unknown)}; expected {', '.join(MOLECULE_SCENARIOS)}"
-                )
+                expected = ", ".join(MOLECULE_SCENARIOS)
+                raise LabError(f"unknown scenario {', '.join(unknown)}; expected {expected}")
             for recipe in images.resolve([MOLECULE_SCENARIOS[n] for n in names]):
                 images.build(recipe)
         for name in names:

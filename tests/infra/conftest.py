@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import probe_kit
+import pytest
 
 
 def host_var(host, name: str, default):

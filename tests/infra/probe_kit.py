@@ -70,8 +70,17 @@ def download(kit: Kit) -> Path:
     if not (target / ".complete").exists():
         target.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(target),
-             *kit.wheels],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "-d",
+                str(target),
+                *kit.wheels,
+            ],
             check=True,
         )
         (target / ".complete").write_text(kit.digest)

@@ -43,7 +43,7 @@ def ensure_daemon(*, start: bool = True) -> None:
     if os.geteuid() != 0:
         raise LabError("no Docker daemon answers; starting dockerd needs root (run as root)")
     with DOCKERD_LOG.open("ab") as log:
-        subprocess.Popen(  # noqa: S603 - fixed argv
+        subprocess.Popen(
             [dockerd], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
         )
     deadline = time.monotonic() + START_TIMEOUT_S

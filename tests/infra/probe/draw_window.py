@@ -2,6 +2,7 @@
 
 Usage: draw_window.py SECONDS. Runs inside the host with the probe kit (Python 3.6+).
 """
+
 import sys
 import time
 

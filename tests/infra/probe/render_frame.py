@@ -2,6 +2,7 @@
 
 Runs inside the host with the probe kit (Python 3.6+: no newer syntax here).
 """
+
 import json
 
 try:
@@ -18,7 +19,7 @@ except ImportError:  # pyglet-era gym on Ubuntu 18.04
     env.reset()
     frame = env.render(mode="rgb_array")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 colours = len(np.unique(frame.reshape(-1, frame.shape[-1]), axis=0))
 print(json.dumps({"shape": list(frame.shape), "colours": int(colours)}))
