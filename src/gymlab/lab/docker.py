@@ -38,7 +38,7 @@ def ensure_daemon(*, start: bool = True) -> None:
     if dockerd is None:
         raise LabError(
             "no Docker daemon answers and dockerd is not installed; "
-            "run `apt-get install docker.io` (or `bash bootstrap.sh`) and retry"
+            "run `apt-get install docker.io` (or `./lab`, which installs it) and retry"
         )
     if os.geteuid() != 0:
         raise LabError("no Docker daemon answers; starting dockerd needs root (run as root)")

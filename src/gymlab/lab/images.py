@@ -99,13 +99,11 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def host_debian_mirror() -> str | None:
+def host_debian_mirror(apt_dir: Path = Path("/etc/apt")) -> str | None:
     """The first Debian archive URI in this host's apt sources, if the host uses one."""
-    sources = Path("/etc/apt/sources.list.d")
-    texts = [p.read_text() for p in sorted(sources.glob("*.sources"))] if sources.is_dir() else []
-    legacy = Path("/etc/apt/sources.list")
-    if legacy.is_file():
-        texts.append(legacy.read_text())
+    texts = [p.read_text() for p in sorted(apt_dir.glob("sources.list.d/*.sources"))]
+    texts += [p.read_text() for p in (apt_dir / "sources.list",) if p.is_file()]
+    texts += [p.read_text() for p in sorted(apt_dir.glob("sources.list.d/*.list"))]
     for text in texts:
         for uri in re.findall(r"(?:^URIs:\s*|^deb\s+(?:\[[^]]*\]\s+)?)(\S+)", text, re.M):
             if uri.rstrip("/").endswith("/debian"):
