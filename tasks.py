@@ -22,10 +22,20 @@ os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
 from gymlab.lab import ansible, docker, images, sandbox  # noqa: E402
 from gymlab.lab.errors import LabError  # noqa: E402
+from gymlab.lab.report import Counts, Phase, TestRun, junit_counts  # noqa: E402
 
 DEFAULT_INVENTORY = REPO / "inventories" / "local"
-# molecule scenario -> the base image its platform boots
-MOLECULE_SCENARIOS = {"default": "debian12", "ubuntu1804": "ubuntu1804"}
+# molecule scenario -> the base images its platforms boot
+MOLECULE_SCENARIOS: dict[str, tuple[str, ...]] = {
+    "default": ("debian12",),
+    "ubuntu1804": ("ubuntu1804",),
+}
+PY_SOURCES = "src tests tasks.py plugins examples"
+LINTERS = {
+    "ruff": f"ruff check {PY_SOURCES} && ruff format --check {PY_SOURCES}",
+    "yamllint": "yamllint -s .",
+    "ansible-lint": "ansible-lint --profile production",
+}
 
 
 def one_line_errors(func):
@@ -154,11 +164,10 @@ def sandbox_(c, action, image="debian12"):
 @task
 def lint(c):
     """ruff, yamllint and ansible-lint (production profile)."""
+    os.chdir(REPO)
     with phase("lint"):
-        c.run("ruff check src tests tasks.py plugins")
-        c.run("ruff format --check src tests tasks.py plugins")
-        c.run("yamllint -s .")
-        c.run("ansible-lint --profile production")
+        for command in LINTERS.values():
+            c.run(command)
 
 
 @task(
@@ -167,34 +176,52 @@ def lint(c):
         "e2e": "run tests/e2e (real Xvnc and websocket peers on loopback)",
         "molecule": "run the molecule scenarios (real systemd host containers)",
         "scenario": "molecule scenario(s) to run (repeatable; default: all)",
-        "junit": "directory for JUnit XML reports",
+        "reports": "directory for JUnit XML reports (default: reports/)",
     },
     iterable=["scenario"],
 )
 @one_line_errors
-def test(c, unit=False, e2e=False, molecule=False, scenario=None, junit=None):
-    """Run the test suites; with no selection: lint, unit, e2e and molecule."""
+def test(c, unit=False, e2e=False, molecule=False, scenario=None, reports="reports"):
+    """Run the test suites; with no selection: lint, unit, e2e and molecule. Ends with a summary."""
     everything = not (unit or e2e or molecule)
+    names = scenario or list(MOLECULE_SCENARIOS)
+    unknown = [n for n in names if n not in MOLECULE_SCENARIOS]
+    if unknown:
+        expected = ", ".join(MOLECULE_SCENARIOS)
+        raise LabError(f"unknown scenario {', '.join(unknown)}; expected {expected}")
     os.chdir(REPO)
+    out = Path(reports).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    run = TestRun()
+
+    def step(name: str, command: str, junit: Path | None = None, env: dict | None = None) -> None:
+        with phase(name):
+            start = time.monotonic()
+            if junit:
+                junit.unlink(missing_ok=True)
+            ok = c.run(command, warn=True, env=env or {}).ok
+            counts = junit_counts(junit) if junit else Counts()
+            run.phases.append(Phase(name, ok, time.monotonic() - start, counts))
+
     if everything:
-        lint(c)
+        for tool, command in LINTERS.items():
+            step(f"lint: {tool}", command)
     if unit or e2e or everything:
         paths = [p for p, on in (("tests/unit", unit), ("tests/e2e", e2e)) if on or everything]
-        with phase("pytest " + " ".join(paths)):
-            extra = f" --junitxml={junit}/pytest.xml" if junit else ""
-            c.run(f"pytest {' '.join(paths)} -q{extra}")
+        xml = out / "pytest.xml"
+        step("pytest " + " ".join(paths), f"pytest {' '.join(paths)} -q --junitxml={xml}", xml)
     if molecule or everything:
         with phase("base images"):
-            names = scenario or list(MOLECULE_SCENARIOS)
-            unknown = [n for n in names if n not in MOLECULE_SCENARIOS]
-            if unknown:
-                expected = ", ".join(MOLECULE_SCENARIOS)
-                raise LabError(f"unknown scenario {', '.join(unknown)}; expected {expected}")
-            for recipe in images.resolve([MOLECULE_SCENARIOS[n] for n in names]):
+            for recipe in images.resolve(sorted({i for n in names for i in MOLECULE_SCENARIOS[n]})):
                 images.build(recipe)
         for name in names:
-            with phase(f"molecule test -s {name}"):
-                c.run(f"molecule test -s {name}")
+            xml = out / f"molecule-{name}.xml"
+            # testinfra runs under pytest inside molecule verify: PYTEST_ADDOPTS reaches it.
+            env = {"PYTEST_ADDOPTS": f"--junitxml={xml}"}
+            step(f"molecule {name}", f"molecule test -s {name}", xml, env)
+    print(run.summary(), flush=True)
+    if not run.ok:
+        raise Exit(code=1)
 
 
 @task

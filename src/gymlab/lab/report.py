@@ -1,0 +1,78 @@
+"""Test-run bookkeeping for `invoke test`: phases, JUnit counts and the closing summary line."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Counts:
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            self.passed + other.passed, self.failed + other.failed, self.skipped + other.skipped
+        )
+
+
+def junit_counts(path: Path) -> Counts:
+    """Test-case counts of one JUnit XML file (pytest's format); zero when it does not exist."""
+    if not path.is_file():
+        return Counts()
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    total = Counts()
+    for suite in suites:
+        tests = int(suite.get("tests", 0))
+        failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        skipped = int(suite.get("skipped", 0))
+        total += Counts(tests - failed - skipped, failed, skipped)
+    return total
+
+
+@dataclass
+class Phase:
+    name: str
+    ok: bool
+    seconds: float
+    counts: Counts = field(default_factory=Counts)
+
+
+@dataclass
+class TestRun:
+    """Phases of one `invoke test`, summarised the way CI reads it."""
+
+    phases: list[Phase] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(p.ok for p in self.phases)
+
+    def totals(self) -> Counts:
+        total = Counts()
+        for phase in self.phases:
+            counts = phase.counts
+            # A phase that failed without reporting a failed test (lint, a converge) still fails.
+            if not phase.ok and counts.failed == 0:
+                counts = counts + Counts(failed=1)
+            elif phase.ok and counts == Counts():
+                counts = Counts(passed=1)
+            total += counts
+        return total
+
+    def summary(self) -> str:
+        width = max((len(p.name) for p in self.phases), default=5)
+        lines = [f"{'phase':<{width}}  result  time   tests (passed/failed/skipped)"]
+        for p in self.phases:
+            c = p.counts
+            tests = f"{c.passed}/{c.failed}/{c.skipped}" if c != Counts() else "-"
+            lines.append(
+                f"{p.name:<{width}}  {'ok' if p.ok else 'FAILED':<6}  {p.seconds:4.0f}s  {tests}"
+            )
+        t = self.totals()
+        lines.append(f"{t.passed} passed, {t.failed} failed, {t.skipped} skipped")
+        return "\n".join(lines)

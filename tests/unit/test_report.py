@@ -1,0 +1,46 @@
+"""The closing summary of `invoke test`: counts from JUnit files and failed phases."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from gymlab.lab.report import Counts, Phase, TestRun, junit_counts
+
+
+def test_junit_counts_of_a_real_pytest_run(tmp_path: Path):
+    (tmp_path / "test_sample.py").write_text(
+        "import pytest\n"
+        "def test_a(): pass\n"
+        "def test_b(): pass\n"
+        "def test_c(): assert 1 == 2\n"
+        "@pytest.mark.skip(reason='x')\n"
+        "def test_d(): pass\n"
+    )
+    xml = tmp_path / "out.xml"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}",
+         str(tmp_path / "test_sample.py")],
+        capture_output=True,
+        check=False,
+    )  # fmt: skip
+    assert junit_counts(xml) == Counts(passed=2, failed=1, skipped=1)
+
+
+def test_missing_junit_file_counts_nothing(tmp_path: Path):
+    assert junit_counts(tmp_path / "absent.xml") == Counts()
+
+
+def test_summary_counts_failed_phases_without_tests():
+    run = TestRun(
+        [
+            Phase("lint: ruff", ok=True, seconds=1.0),
+            Phase("pytest", ok=True, seconds=20.0, counts=Counts(10, 0, 2)),
+            Phase("molecule default", ok=False, seconds=90.0),  # converge failed, no verify
+        ]
+    )
+    assert not run.ok
+    assert run.totals() == Counts(passed=11, failed=1, skipped=2)
+    assert run.summary().splitlines()[-1] == "11 passed, 1 failed, 2 skipped"
+    assert "molecule default  FAILED" in run.summary()
