@@ -22,7 +22,7 @@ os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
 from gymlab.lab import ansible, docker, images, sandbox  # noqa: E402
 from gymlab.lab.errors import LabError  # noqa: E402
-from gymlab.lab.report import Counts, Phase, TestRun, junit_counts  # noqa: E402
+from gymlab.lab.report import Counts, Phase, SuiteRun, junit_counts  # noqa: E402
 
 DEFAULT_INVENTORY = REPO / "inventories" / "local"
 # molecule scenario -> the base images its platforms boot
@@ -192,7 +192,7 @@ def test(c, unit=False, e2e=False, molecule=False, scenario=None, reports="repor
     os.chdir(REPO)
     out = Path(reports).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    run = TestRun()
+    run = SuiteRun()
 
     def step(name: str, command: str, junit: Path | None = None, env: dict | None = None) -> None:
         with phase(name):

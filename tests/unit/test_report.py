@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gymlab.lab.report import Counts, Phase, TestRun, junit_counts
+from gymlab.lab.report import Counts, Phase, SuiteRun, junit_counts
 
 
 def test_junit_counts_of_a_real_pytest_run(tmp_path: Path):
@@ -33,7 +33,7 @@ def test_missing_junit_file_counts_nothing(tmp_path: Path):
 
 
 def test_summary_counts_failed_phases_without_tests():
-    run = TestRun(
+    run = SuiteRun(
         [
             Phase("lint: ruff", ok=True, seconds=1.0),
             Phase("pytest", ok=True, seconds=20.0, counts=Counts(10, 0, 2)),

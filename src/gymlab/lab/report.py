@@ -43,7 +43,7 @@ class Phase:
 
 
 @dataclass
-class TestRun:
+class SuiteRun:
     """Phases of one `invoke test`, summarised the way CI reads it."""
 
     phases: list[Phase] = field(default_factory=list)
