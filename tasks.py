@@ -29,6 +29,8 @@ DEFAULT_INVENTORY = REPO / "inventories" / "local"
 MOLECULE_SCENARIOS: dict[str, tuple[str, ...]] = {
     "default": ("debian12",),
     "ubuntu1804": ("ubuntu1804",),
+    "gpu-ubuntu1804": ("ubuntu1804",),
+    "gpu-debian12": ("debian12",),
 }
 PY_SOURCES = "src tests tasks.py plugins examples"
 LINTERS = {
@@ -222,6 +224,23 @@ def test(c, unit=False, e2e=False, molecule=False, scenario=None, reports="repor
     print(run.summary(), flush=True)
     if not run.ok:
         raise Exit(code=1)
+
+
+@task(
+    help={
+        "inventory": "inventory directory (default: inventories/local)",
+        "with_password": "append ?password=... (otherwise only the password file's path is shown)",
+    }
+)
+@one_line_errors
+def remotes(c, inventory=None, with_password=False):
+    """Print the remotes string of every runtime in a lab (vnc://host:5900+15900,...)."""
+    from gymlab.lab import remotes as lab_remotes
+
+    inv = _inventory(inventory)
+    print(lab_remotes.remotes_string(inv, with_password=with_password))
+    if not with_password:
+        print(f"password: {lab_remotes.password_file(inv)}", file=sys.stderr)
 
 
 @task

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.metadata
 import os
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
@@ -26,10 +26,14 @@ REPO = Path(__file__).resolve().parents[3]
 REPRODUCIBLE_EPOCH = "315532800"
 
 
-def runtime_requirements(project: Path = REPO) -> list[str]:
-    """The package's runtime dependencies: core plus the ``runtime`` extra."""
-    meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
-    return [*meta["dependencies"], *meta["optional-dependencies"]["runtime"]]
+def runtime_requirements() -> list[str]:
+    """The installed package's dependencies: core plus the ``runtime`` extra."""
+    wanted = []
+    for requirement in importlib.metadata.requires("gymlab") or []:
+        spec, _, marker = requirement.partition(";")
+        if not marker or 'extra == "runtime"' in marker.replace("'", '"'):
+            wanted.append(spec.strip())
+    return wanted
 
 
 def platforms(glibc: str, machine: str = "x86_64") -> list[str]:
@@ -50,7 +54,9 @@ def digest(directory: Path) -> str:
     return h.hexdigest()
 
 
-def build(out: Path, python: str, glibc: str, machine: str = "x86_64", project: Path = REPO) -> bool:
+def build(
+    out: Path, python: str, glibc: str, machine: str = "x86_64", project: Path = REPO
+) -> bool:
     """Fill ``out`` with gymlab's wheel and its dependencies; True when the content changed."""
     out.mkdir(parents=True, exist_ok=True)
     before = digest(out)
@@ -59,14 +65,12 @@ def build(out: Path, python: str, glibc: str, machine: str = "x86_64", project: 
     subprocess.run(
         [*pip, "download", "--only-binary=:all:", "--python-version", python,
          "--implementation", "cp", *platform_args, "-c", str(project / "requirements.lock"),
-         "-d", str(out), *runtime_requirements(project)],
+         "-d", str(out), *runtime_requirements()],
         check=True,
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "SOURCE_DATE_EPOCH": REPRODUCIBLE_EPOCH}
-        subprocess.run(
-            [*pip, "wheel", "--no-deps", "-w", tmp, str(project)], check=True, env=env
-        )
+        subprocess.run([*pip, "wheel", "--no-deps", "-w", tmp, str(project)], check=True, env=env)
         for wheel in Path(tmp).glob("gymlab-*.whl"):
             target = out / wheel.name
             if not target.exists() or target.read_bytes() != wheel.read_bytes():
