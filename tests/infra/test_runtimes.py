@@ -1,0 +1,119 @@
+"""The runtimes the gym_runtime role deployed answer as a remote agent expects.
+
+Run from the control machine, over the network, with gymlab's own client and with vncdotool
+(a VNC client nobody here wrote). Hosts outside ``runtime_hosts`` skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from gymlab.client.remotes import Remote
+from gymlab.client.vnc import VNCAuthenticationError, VNCConnection
+from gymlab.lab import remotes as lab_remotes
+from gymlab.rewarder.client import RewarderClient, RewarderRefused
+
+RESTART_DEADLINE_S = 45.0
+
+
+@pytest.fixture(scope="module")
+def runtimes(host) -> list[Remote]:
+    hostvars = host.ansible.get_variables()
+    if "runtime_hosts" not in hostvars.get("group_names", []):
+        pytest.skip("not in runtime_hosts: the gym_runtime role did not run here")
+    defaults = yaml.safe_load(lab_remotes.ROLE_DEFAULTS.read_text())
+    return lab_remotes.host_remotes(host.backend.host, hostvars, defaults)
+
+
+@pytest.fixture(scope="module")
+def password(host, runtimes) -> str:
+    return host.file("/etc/gymlab/runtime/password").content_string.strip()
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def test_units_active(host, runtimes):
+    for index in range(len(runtimes)):
+        unit = host.service(f"gym-runtime@{index}")
+        assert unit.is_running and unit.is_enabled
+
+
+def test_password_file_is_root_and_runtime_only(host, runtimes):
+    secret = host.file("/etc/gymlab/runtime/password")
+    assert secret.user == "root"
+    assert secret.mode == 0o640
+
+
+async def _vnc_frame(remote: Remote, password: str) -> np.ndarray:
+    async with await VNCConnection.connect(remote.host, remote.vnc_port, password) as vnc:
+        return await vnc.update(incremental=False)
+
+
+def test_vnc_handshake_with_the_password_and_refusal_without(runtimes, password):
+    for remote in runtimes:
+        frame = run(_vnc_frame(remote, password))
+        assert frame.ndim == 3 and frame.shape[2] == 3
+        with pytest.raises(VNCAuthenticationError):
+            run(_vnc_frame(remote, "wrong-" + password))
+
+
+def test_vncdo_capture_shows_the_environment(runtimes, password, tmp_path):
+    vncdo = Path(sys.executable).parent / "vncdo"
+    for remote in runtimes:
+        shot = tmp_path / f"{remote.vnc_port}.png"
+        subprocess.run(
+            [str(vncdo), "-s", f"{remote.host}::{remote.vnc_port}", "-p", password,
+             "capture", str(shot)],
+            check=True, timeout=60,
+        )  # fmt: skip
+        pixels = np.asarray(Image.open(io.BytesIO(shot.read_bytes())).convert("RGB"))
+        colours = len(np.unique(pixels.reshape(-1, 3), axis=0))
+        assert colours > 2, f"{remote.name}: the capture is blank ({colours} colours)"
+
+
+async def _ping(remote: Remote, password: str) -> float:
+    client = await RewarderClient.connect(remote.host, remote.rewarder_port, password)
+    try:
+        return await client.ping()
+    finally:
+        await client.close()
+
+
+def test_rewarder_answers_ping_and_refuses_a_wrong_password(runtimes, password):
+    for remote in runtimes:
+        assert run(_ping(remote, password)) < 1.0
+        with pytest.raises(RewarderRefused):
+            run(_ping(remote, password + "x"))
+
+
+def test_killed_runtime_is_restarted_by_systemd(host, runtimes, password):
+    unit = "gym-runtime@0.service"
+    before = host.check_output(f"systemctl show -p MainPID --value {unit}")
+    host.check_output(f"systemctl kill --signal=SIGKILL --kill-whom=main {unit}")
+    deadline = time.monotonic() + RESTART_DEADLINE_S
+    after = before
+    while time.monotonic() < deadline:
+        after = host.check_output(f"systemctl show -p MainPID --value {unit}")
+        if after not in ("0", before) and host.service(unit).is_running:
+            try:
+                run(_ping(runtimes[0], password))
+                break
+            except Exception:  # still starting: the rewarder is not listening yet
+                pass
+        time.sleep(1)
+    else:
+        pytest.fail(f"{unit} did not come back within {RESTART_DEADLINE_S:.0f}s (PID {after})")
+    restarts = int(host.check_output(f"systemctl show -p NRestarts --value {unit}"))
+    assert restarts >= 1
