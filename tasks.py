@@ -22,7 +22,14 @@ os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
 from gymlab.lab import ansible, docker, images, sandbox  # noqa: E402
 from gymlab.lab.errors import LabError  # noqa: E402
-from gymlab.lab.report import Counts, Phase, SuiteRun, junit_counts  # noqa: E402
+from gymlab.lab.report import (  # noqa: E402
+    Counts,
+    Phase,
+    SuiteRun,
+    cases_table,
+    junit_cases,
+    junit_counts,
+)
 
 DEFAULT_INVENTORY = REPO / "inventories" / "local"
 # molecule scenario -> the base images its platforms boot
@@ -107,14 +114,16 @@ def provision(c, host="", inventory=None, check=False, tags=None):
     help={
         "host": "inventory host to check",
         "inventory": "inventory directory (default: inventories/local)",
-        "junit": "also write a JUnit XML report to this path",
+        "junit": "JUnit XML report path (default: reports/verify-HOST.xml)",
     }
 )
 @one_line_errors
 def verify(c, host="", inventory=None, junit=None):
-    """Run the testinfra checks (tests/infra) against a provisioned host."""
+    """Run the testinfra checks (tests/infra) against a host; print a per-check report."""
     inv = _inventory(inventory)
     ansible.inventory_host(host, inv)
+    xml = Path(junit or REPO / "reports" / f"verify-{host}.xml").resolve()
+    xml.parent.mkdir(parents=True, exist_ok=True)
     argv = [
         "pytest",
         str(REPO / "tests" / "infra"),
@@ -123,11 +132,14 @@ def verify(c, host="", inventory=None, junit=None):
         "-p",
         "no:cacheprovider",
         "-q",
+        f"--junitxml={xml}",
     ]
-    if junit:
-        argv.append(f"--junitxml={junit}")
     with phase(f"verify {host}"):
-        result = c.run(" ".join(argv), warn=True, pty=False)
+        result = c.run(" ".join(argv), warn=True, pty=False, hide="stdout")
+    if not xml.is_file():
+        print(result.stdout)
+        raise Exit(f"gymlab: verify could not run on {host}; see the output above", code=1)
+    print(cases_table(f"verify {host} (JUnit: {xml})", junit_cases(xml)))
     if result.exited != 0:
         raise Exit(f"gymlab: verify found failures on {host}; see the report above", code=1)
 
@@ -241,6 +253,24 @@ def remotes(c, inventory=None, with_password=False):
     print(lab_remotes.remotes_string(inv, with_password=with_password))
     if not with_password:
         print(f"password: {lab_remotes.password_file(inv)}", file=sys.stderr)
+
+
+@task(
+    help={
+        "env": "profile under envs/ (repeatable; default: all)",
+        "channel": "conda channel URL to lock the conda part against (repeatable; a lab's)",
+        "check": "change nothing; fail when a lock does not match its spec",
+    },
+    iterable=["env", "channel"],
+)
+def lock(c, env=None, channel=None, check=False):
+    """Lock environment profiles (PyPI part here; conda part with --channel), or --check them."""
+    from gymlab.envs import locking
+
+    argv = [a for name in env or [] for a in ("--env", name)]
+    argv += [a for url in channel or [] for a in ("--channel", url)]
+    if locking.main([*argv, *(["--check"] if check else [])]) != 0:
+        raise Exit(code=1)
 
 
 @task

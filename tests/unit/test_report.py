@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gymlab.lab.report import Counts, Phase, SuiteRun, junit_counts
+from gymlab.lab.report import Counts, Phase, SuiteRun, cases_table, junit_cases, junit_counts
 
 
 def test_junit_counts_of_a_real_pytest_run(tmp_path: Path):
@@ -44,3 +44,29 @@ def test_summary_counts_failed_phases_without_tests():
     assert run.totals() == Counts(passed=11, failed=1, skipped=2)
     assert run.summary().splitlines()[-1] == "11 passed, 1 failed, 2 skipped"
     assert "molecule default  FAILED" in run.summary()
+
+
+def test_cases_table_lists_each_check_with_its_outcome(tmp_path: Path):
+    (tmp_path / "test_host.py").write_text(
+        "import pytest\n"
+        "def test_up(): pass\n"
+        "def test_down(): assert False, 'display :99 does not answer'\n"
+        "def test_gpu(): pytest.skip('no NVIDIA device')\n"
+    )
+    xml = tmp_path / "out.xml"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}",
+         str(tmp_path / "test_host.py")],
+        capture_output=True,
+        check=False,
+    )  # fmt: skip
+    cases = junit_cases(xml)
+    assert [(c.name, c.outcome) for c in cases] == [
+        ("test_host::test_up", "passed"),
+        ("test_host::test_down", "failed"),
+        ("test_host::test_gpu", "skipped"),
+    ]
+    table = cases_table("verify gpu01", cases)
+    assert "display :99 does not answer" in table
+    assert "no NVIDIA device" in table
+    assert table.splitlines()[-1] == "1 passed, 1 failed, 1 skipped"

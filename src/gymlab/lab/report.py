@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,47 @@ def junit_counts(path: Path) -> Counts:
         skipped = int(suite.get("skipped", 0))
         total += Counts(tests - failed - skipped, failed, skipped)
     return total
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test case of a JUnit file."""
+
+    name: str
+    outcome: str  # "passed" | "failed" | "skipped"
+    detail: str = ""
+
+
+def junit_cases(path: Path) -> list[Case]:
+    """The test cases of one JUnit XML file, in file order."""
+    cases = []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        outcome, detail = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            found = case.find(tag)
+            if found is not None:
+                outcome = "skipped" if tag == "skipped" else "failed"
+                detail = (
+                    (found.get("message") or "").splitlines()[0][:100]
+                    if found.get("message")
+                    else ""
+                )
+                break
+        name = case.get("name", "?").split("[")[0]
+        cases.append(Case(f"{case.get('classname', '').split('.')[-1]}::{name}", outcome, detail))
+    return cases
+
+
+def cases_table(title: str, cases: list[Case]) -> str:
+    """A readable per-host report: one line per check with its outcome and first message line."""
+    width = max((len(c.name) for c in cases), default=10)
+    lines = [title, f"{'check':<{width}}  result   detail"]
+    lines += [f"{c.name:<{width}}  {c.outcome:<7}  {c.detail}" for c in cases]
+    counts = Counter(c.outcome for c in cases)
+    lines.append(
+        f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
+    )
+    return "\n".join(lines)
 
 
 @dataclass
