@@ -1,0 +1,1 @@
+"""Environment profiles (envs/): locking their specs and installing from their locks."""

@@ -1,0 +1,85 @@
+"""``invoke lock``: lock a profile's two parts, or check that its locks match its spec.
+
+- PyPI part (requirements.in -> requirements.lock): locked wherever the package index answers.
+- conda part (environment.yml -> conda-lock.yml): locked only against a conda channel given
+  with ``--channel`` (a lab's mirror, or the test suite's fixture channel). Without one the
+  profile's conda part stays unlocked and hosts take Python from their distribution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gymlab.envs import conda, pypi
+from gymlab.envs.profiles import ENVS_DIR, Profile, all_profiles, get
+from gymlab.lab.errors import LabError
+
+NO_CHANNEL = (
+    "conda part not locked: it needs a conda channel, none is reachable here; in a lab run "
+    "`invoke lock --env {name} --channel <conda channel URL>`"
+)
+
+
+def lock(profile: Profile, channels: list[str], index: str | None = None) -> list[str]:
+    """Regenerate the profile's locks; one line per part saying what happened."""
+    done = []
+    if profile.requirements_in.exists():
+        pypi.write_lock(profile, index)
+        done.append(f"{profile.name}: wrote {profile.requirements_lock.name}")
+    if channels:
+        conda.lock(profile, channels)
+        done.append(f"{profile.name}: wrote {profile.conda_lock.name} ({', '.join(channels)})")
+    elif profile.conda_lock.exists():
+        done.append(f"{profile.name}: kept {profile.conda_lock.name} (no --channel to re-solve)")
+    else:
+        done.append(f"{profile.name}: " + NO_CHANNEL.format(name=profile.name))
+    return done
+
+
+def stale(profile: Profile) -> list[str]:
+    """Locks of the profile that no longer match its spec."""
+    problems = []
+    if profile.requirements_in.exists() and not pypi.is_current(profile):
+        problems.append(
+            f"{profile.name}: requirements.lock does not match requirements.in/environment.yml/"
+            f"virtual-packages.yml/profile.yml; run `invoke lock --env {profile.name}`"
+        )
+    if profile.conda_lock.exists() and not conda.is_current(profile):
+        problems.append(
+            f"{profile.name}: conda-lock.yml does not match environment.yml/virtual-packages.yml;"
+            f" run `invoke lock --env {profile.name} --channel URL`"
+        )
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gymlab.envs.locking")
+    parser.add_argument("--envs-dir", type=Path, default=ENVS_DIR)
+    parser.add_argument("--env", action="append", default=[])
+    parser.add_argument("--channel", action="append", default=[])
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        profiles = (
+            [get(n, args.envs_dir) for n in args.env] if args.env else all_profiles(args.envs_dir)
+        )
+        if args.check:
+            problems = [p for prof in profiles for p in stale(prof)]
+            for line in problems:
+                print(f"stale: {line}")
+            if not problems:
+                print(f"locks current: {', '.join(p.name for p in profiles)}")
+            return 1 if problems else 0
+        for prof in profiles:
+            for line in lock(prof, args.channel):
+                print(line)
+    except LabError as exc:
+        print(f"gymlab: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
