@@ -16,6 +16,8 @@ from collections.abc import Sequence
 # subcommand name -> module that provides add_parser(subparsers)
 SUBCOMMANDS: dict[str, str] = {
     "runtime": "gymlab.runtime.cli",
+    "bench": "gymlab.bench",
+    "record": "gymlab.recording",
 }
 
 

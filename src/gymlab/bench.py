@@ -1,0 +1,564 @@
+"""``gymlab bench``: how fast and how fresh remote environments are, next to in-process Gymnasium.
+
+Sections (CartPole-v1 throughout, runtimes started here on loopback):
+
+a. in-process Gymnasium with ``render()`` (rgb_array) every step: the baseline steps/s;
+b. one lockstep remote through :class:`RemoteVectorEnv`, pixels over VNC;
+c. four lockstep remotes through one :class:`RemoteVectorEnv` (aggregate env steps/s);
+d. four real-time remotes at 60 fps: runtime ticks/s, client VNC updates/s and agent steps/s
+   per remote; observation lag and reward lag (see :class:`LagProbe` for the method);
+e. VNC bytes per lockstep step for ZRLE and Raw;
+f. resident memory of one runtime (runtime process + its Xvnc) and of the client per remote.
+
+Numbers are reported against targets, never tuned to meet them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ENV_ID = "CartPole-v1"
+READY_TIMEOUT = 60.0
+
+
+# ----- local runtimes -----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of ``pid`` (VmRSS), 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            out += [int(x) for x in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+    return out
+
+
+@dataclass
+class LocalRuntime:
+    """A ``gymlab runtime serve`` subprocess on loopback."""
+
+    proc: subprocess.Popen[str]
+    vnc_port: int
+    rewarder_port: int
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def remote(self) -> str:
+        """Its entry in a remotes string."""
+        return f"127.0.0.1:{self.vnc_port}+{self.rewarder_port}"
+
+    def pids(self) -> list[int]:
+        """The runtime process and its children (Xvnc)."""
+        return [self.proc.pid, *_children(self.proc.pid)]
+
+    def rss(self) -> int:
+        """Resident memory of the runtime process plus Xvnc."""
+        return sum(rss_bytes(pid) for pid in self.pids())
+
+    def stop(self) -> None:
+        """SIGTERM (then SIGKILL) the runtime; make sure its Xvnc is gone too."""
+        children = _children(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        for pid in children:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _start_runtime(workdir: Path, password_file: Path, mode: str, fps: float) -> LocalRuntime:
+    vnc_port, rewarder_port = _free_port(), _free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "gymlab.cli",
+        "runtime",
+        "serve",
+        f"--env-id={ENV_ID}",
+        f"--vnc-port={vnc_port}",
+        f"--rewarder-port={rewarder_port}",
+        f"--password-file={password_file}",
+        f"--mode={mode}",
+        f"--fps={fps}",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=workdir
+    )
+    return LocalRuntime(proc, vnc_port, rewarder_port)
+
+
+def _wait_ready(rt: LocalRuntime, ready: threading.Event) -> None:
+    assert rt.proc.stderr is not None
+    for line in rt.proc.stderr:
+        rt.lines.append(line.rstrip())
+        if re.search(r"runtime ready", line):
+            ready.set()
+    ready.set()
+
+
+@contextlib.contextmanager
+def local_runtimes(
+    n: int, mode: str, fps: float = 60.0
+) -> Iterator[tuple[list[LocalRuntime], str]]:
+    """Start ``n`` runtimes in parallel; yields them and their password; always stops them."""
+    password = secrets.token_hex(4)  # VNC uses 8 characters
+    with tempfile.TemporaryDirectory(prefix="gymlab-bench-") as tmp:
+        workdir = Path(tmp)
+        password_file = workdir / "password"
+        password_file.write_text(password + "\n")
+        password_file.chmod(0o600)
+        runtimes: list[LocalRuntime] = []
+        try:
+            events = []
+            for _ in range(n):
+                rt = _start_runtime(workdir, password_file, mode, fps)
+                runtimes.append(rt)
+                ready = threading.Event()
+                threading.Thread(target=_wait_ready, args=(rt, ready), daemon=True).start()
+                events.append(ready)
+            deadline = time.monotonic() + READY_TIMEOUT
+            for rt, ready in zip(runtimes, events, strict=True):
+                if not ready.wait(max(0.0, deadline - time.monotonic())) or rt.proc.poll():
+                    tail = "\n".join(rt.lines[-5:])
+                    raise RuntimeError(f"runtime on {rt.remote} did not start:\n{tail}")
+            yield runtimes, password
+        finally:
+            for rt in runtimes:
+                rt.stop()
+
+
+def _remotes(runtimes: list[LocalRuntime]) -> str:
+    return "vnc://" + ",".join(rt.remote for rt in runtimes)
+
+
+# ----- sections -----------------------------------------------------------------------------
+
+
+def bench_inprocess(seconds: float) -> dict[str, Any]:
+    """(a) in-process CartPole, ``render()`` every step, random actions."""
+    import gymnasium
+
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    env = gymnasium.make(ENV_ID, render_mode="rgb_array")
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        env.render()
+        steps += 1
+        if terminated or truncated:
+            env.reset()
+            env.render()
+    elapsed = time.perf_counter() - start
+    env.close()
+    return {"steps": steps, "seconds": elapsed, "steps_per_s": steps / elapsed}
+
+
+def _run_vector(env: Any, seconds: float) -> dict[str, Any]:
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    steps = errors = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        _, _, _, _, infos = env.step(env.action_space.sample())
+        steps += 1
+        errors += int(np.sum(infos.get("_error", 0)))
+    elapsed = time.perf_counter() - start
+    return {
+        "vector_steps": steps,
+        "env_steps": steps * env.num_envs,
+        "seconds": elapsed,
+        "steps_per_s": steps * env.num_envs / elapsed,
+        "errors": errors,
+    }
+
+
+def bench_lockstep(runtimes: list[LocalRuntime], password: str, seconds: float) -> dict[str, Any]:
+    """(b)/(c) lockstep through RemoteVectorEnv; also the client's memory per remote."""
+    from gymlab.client.vector import RemoteVectorEnv
+
+    before = rss_bytes(os.getpid())
+    env = RemoteVectorEnv(_remotes(runtimes), password, mode="lockstep")
+    try:
+        result = _run_vector(env, seconds)
+        result["client_rss_per_remote"] = (rss_bytes(os.getpid()) - before) / len(runtimes)
+        result["runtime_rss"] = max(rt.rss() for rt in runtimes)
+    finally:
+        env.close()
+    return result
+
+
+def bench_bytes(runtime: LocalRuntime, password: str, seconds: float) -> dict[str, Any]:
+    """(e) bytes received per lockstep step (changes of one frame) per encoding."""
+    from gymlab.client.vector import RemoteVectorEnv
+
+    out: dict[str, Any] = {}
+    for encoding in ("zrle", "raw"):
+        env = RemoteVectorEnv(_remotes([runtime]), password, mode="lockstep", encodings=(encoding,))
+        try:
+            env.reset(seed=0)
+            vnc = env.sessions[0].vnc
+            assert vnc is not None
+            first = vnc.stats.bytes_received
+            result = _run_vector(env, seconds)
+            vnc = env.sessions[0].vnc
+            assert vnc is not None
+            out[encoding] = (vnc.stats.bytes_received - first) / max(1, result["vector_steps"])
+        finally:
+            env.close()
+    return out
+
+
+class LagProbe:
+    """Observation and reward lag in real-time mode, measured without trusting the client.
+
+    * The runtime's draw times: an *observer* connection to each rewarder (a second
+      client, which receives the same pushes) records every ``v0.env.reward``'s ``frame``
+      and ``sent_at`` header -- the runtime stamps it right after the frame is in Xvnc's
+      framebuffer -- and the ``v0.env.observation`` (CartPole's state) that follows it.
+    * The client side: the vector env's ``on_update`` hook records the decode time and a
+      CRC of every VNC update's framebuffer; ``on_reward`` records when the controlling
+      connection got each reward.
+    * Afterwards each observed state is rendered with a local CartPole and hashed; an update
+      whose CRC equals frame N's image was drawn at N's ``sent_at`` (the earliest of a run of
+      identical frames: Xvnc sends nothing for an unchanged frame). Observation lag = decode
+      time - draw time; reward lag = controller's receive time - ``sent_at``. Updates that
+      match no frame (e.g. caught mid-draw) are counted, not guessed.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.updates: list[list[tuple[float, int]]] = [[] for _ in range(n)]
+        self.rewards_seen: list[dict[int, float]] = [{} for _ in range(n)]
+        self.frames: list[list[tuple[int, float, Any]]] = [[] for _ in range(n)]
+        self._pending: list[tuple[int, float] | None] = [None] * n
+
+    def on_update(self, index: int, when: float, framebuffer: np.ndarray) -> None:
+        """``RemoteVectorEnv`` hook: one decoded update."""
+        self.updates[index].append((when, zlib.crc32(np.ascontiguousarray(framebuffer).tobytes())))
+
+    def on_reward(self, index: int, when: float, event: Any) -> None:
+        """``RemoteVectorEnv`` hook: the controller received a reward."""
+        if event.frame is not None:
+            self.rewards_seen[index][event.frame] = when
+
+    async def observe(self, index: int, host: str, port: int, password: str) -> None:
+        """Observer connection: record (frame, sent_at, state) until cancelled."""
+        from websockets.asyncio.client import connect
+
+        from gymlab.rewarder import protocol as p
+        from gymlab.rewarder.auth import basic_authorization
+
+        headers = {"Authorization": basic_authorization(password), p.OBSERVER_HEADER: "true"}
+        async with connect(f"ws://{host}:{port}/", additional_headers=headers) as ws:
+            async for text in ws:
+                msg = p.parse_message(text)
+                if msg.method == p.ENV_REWARD and isinstance(msg.body.get("frame"), int):
+                    self._pending[index] = (msg.body["frame"], float(msg.headers["sent_at"]))
+                elif msg.method == p.ENV_OBSERVATION and self._pending[index] is not None:
+                    frame, sent_at = self._pending[index]  # type: ignore[misc]
+                    self.frames[index].append((frame, sent_at, msg.body.get("observation")))
+                    self._pending[index] = None
+
+    def analyse(self) -> dict[str, Any]:
+        """Match updates to frames; returns lag percentiles and match counts."""
+        import gymnasium
+
+        env = gymnasium.make(ENV_ID, render_mode="rgb_array")
+        env.reset(seed=0)
+        obs_lags: list[float] = []
+        reward_lags: list[float] = []
+        matched = total = 0
+        for index, frames in enumerate(self.frames):
+            crc_of: dict[int, int] = {}
+            sent: dict[int, float] = {}
+            by_crc: dict[int, list[int]] = {}
+            for frame, sent_at, state in frames:
+                env.unwrapped.state = np.asarray(state, dtype=np.float64)  # type: ignore[attr-defined]
+                crc = zlib.crc32(np.ascontiguousarray(env.render()).tobytes())
+                crc_of[frame], sent[frame] = crc, sent_at
+                by_crc.setdefault(crc, []).append(frame)
+            for when, crc in self.updates[index]:
+                total += 1
+                candidates = [f for f in by_crc.get(crc, []) if sent[f] <= when]
+                if not candidates:
+                    continue
+                frame = max(candidates)
+                while crc_of.get(frame - 1) == crc:
+                    frame -= 1
+                matched += 1
+                obs_lags.append(when - sent[frame])
+            for frame, when in self.rewards_seen[index].items():
+                if frame in sent:
+                    reward_lags.append(when - sent[frame])
+        env.close()
+
+        def pct(values: list[float], q: float) -> float | None:
+            return float(np.percentile(values, q)) * 1000 if values else None
+
+        return {
+            "obs_lag_ms_p50": pct(obs_lags, 50),
+            "obs_lag_ms_p95": pct(obs_lags, 95),
+            "updates_matched": matched,
+            "updates_total": total,
+            "reward_lag_ms_p50": pct(reward_lags, 50),
+            "reward_lag_ms_p95": pct(reward_lags, 95),
+        }
+
+
+def bench_realtime(
+    runtimes: list[LocalRuntime], password: str, seconds: float, fps: float
+) -> dict[str, Any]:
+    """(d) real-time remotes: rates per remote and lags."""
+    from gymlab.client.loop import LoopThread
+    from gymlab.client.vector import RemoteVectorEnv
+
+    probe = LagProbe(len(runtimes))
+    observers = LoopThread("gymlab-bench-observers")
+    tasks = [
+        asyncio.run_coroutine_threadsafe(
+            probe.observe(i, "127.0.0.1", rt.rewarder_port, password), observers.loop
+        )
+        for i, rt in enumerate(runtimes)
+    ]
+    env = RemoteVectorEnv(
+        _remotes(runtimes),
+        password,
+        mode="realtime",
+        fps=fps,
+        on_update=probe.on_update,
+        on_reward=probe.on_reward,
+    )
+    try:
+        env.reset(seed=0)
+        for i in range(len(runtimes)):
+            probe.updates[i].clear()
+            probe.frames[i].clear()
+        env.action_space.seed(0)
+        steps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            env.step(env.action_space.sample())
+            steps += 1
+        elapsed = time.perf_counter() - start
+        runtime_rss = max(rt.rss() for rt in runtimes)
+    finally:
+        env.close()
+        for task in tasks:
+            task.cancel()
+        observers.stop()
+    result = probe.analyse()
+    result.update(
+        {
+            "agent_steps_per_s": steps / elapsed,
+            "runtime_fps": [len(f) / elapsed for f in probe.frames],
+            "client_updates_per_s": [len(u) / elapsed for u in probe.updates],
+            "runtime_rss": runtime_rss,
+        }
+    )
+    return result
+
+
+# ----- report -------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One table row."""
+
+    key: str
+    metric: str
+    value: str
+    target: str = ""
+    verdict: str = ""
+
+
+def _verdict(ok: bool | None) -> str:
+    return "" if ok is None else ("meets" if ok else "MISSES")
+
+
+def _mb(value: float) -> str:
+    return f"{value / 2**20:.0f} MB"
+
+
+def build_rows(r: dict[str, Any]) -> list[Row]:
+    """The printed table from the results dict."""
+    a, b, c, d, e = r["a"], r["b"], r["c"], r["d"], r["e"]
+    ratio_b = b["steps_per_s"] / a["steps_per_s"]
+    ratio_c = c["steps_per_s"] / b["steps_per_s"]
+    fps_min = min(d["runtime_fps"] + d["client_updates_per_s"])
+    p95 = d["obs_lag_ms_p95"]
+    rt_rss = max(c["runtime_rss"], d["runtime_rss"])
+
+    def ms(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1f}"
+
+    def rates(values: list[float]) -> str:
+        return " ".join(f"{v:.1f}" for v in values)
+
+    return [
+        Row("a", "in-process CartPole + render()", f"{a['steps_per_s']:.0f} steps/s"),
+        Row(
+            "b",
+            "1 remote, lockstep, pixels over VNC",
+            f"{b['steps_per_s']:.0f} steps/s = {ratio_b:.2f}x (a)",
+            ">= 0.25x (a)",
+            _verdict(ratio_b >= 0.25),
+        ),
+        Row(
+            "c",
+            "4 remotes, lockstep, RemoteVectorEnv",
+            f"{c['steps_per_s']:.0f} steps/s = {ratio_c:.2f}x (b)",
+            ">= 1.5x (b)",
+            _verdict(ratio_c >= 1.5),
+        ),
+        Row("d", "4 remotes realtime: runtime ticks/s", rates(d["runtime_fps"]), ">= 57"),
+        Row(
+            "d",
+            "  client VNC updates/s per remote",
+            rates(d["client_updates_per_s"]),
+            ">= 57",
+            _verdict(fps_min >= 57),
+        ),
+        Row("d", "  agent steps/s (one tick per step)", f"{d['agent_steps_per_s']:.1f}"),
+        Row(
+            "d",
+            "  observation lag p50 / p95 (ms)",
+            f"{ms(d['obs_lag_ms_p50'])} / {ms(p95)} "
+            f"({d['updates_matched']}/{d['updates_total']} updates matched)",
+            "p95 <= 50 ms",
+            _verdict(None if p95 is None else p95 <= 50),
+        ),
+        Row(
+            "d",
+            "  reward lag p50 / p95 (ms)",
+            f"{ms(d['reward_lag_ms_p50'])} / {ms(d['reward_lag_ms_p95'])}",
+        ),
+        Row("e", "bytes per lockstep step, ZRLE", f"{e['zrle']:.0f} B"),
+        Row("e", "bytes per lockstep step, Raw", f"{e['raw']:.0f} B ({e['raw'] / e['zrle']:.0f}x)"),
+        Row(
+            "f",
+            "RSS of one runtime (process + Xvnc)",
+            _mb(rt_rss),
+            "<= 200 MB",
+            _verdict(rt_rss <= 200 * 2**20),
+        ),
+        Row("f", "client RSS growth per remote", _mb(c["client_rss_per_remote"])),
+    ]
+
+
+def format_table(rows: list[Row]) -> str:
+    """Rows as a fixed-width text table."""
+    head = Row("", "measurement", "result", "target", "")
+    widths = [max(len(getattr(x, f)) for x in [head, *rows]) for f in Row.__dataclass_fields__]
+    lines = []
+    for row in [head, *rows]:
+        cells = [
+            getattr(row, f).ljust(w) for f, w in zip(Row.__dataclass_fields__, widths, strict=True)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def run_bench(
+    quick: bool = False, seconds: float | None = None, fps: float = 60.0
+) -> dict[str, Any]:
+    """Run every section; returns the results dict (also what ``--json`` writes)."""
+    span = seconds if seconds is not None else (2.0 if quick else 10.0)
+    results: dict[str, Any] = {
+        "quick": quick,
+        "seconds_per_section": span,
+        "cpus": os.cpu_count(),
+        "loadavg_before": os.getloadavg(),
+    }
+    print(f"(a) in-process baseline, {span:.0f} s ...", file=sys.stderr)
+    results["a"] = bench_inprocess(span)
+    with local_runtimes(4, "lockstep") as (runtimes, password):
+        print(f"(b) 1 lockstep remote, {span:.0f} s ...", file=sys.stderr)
+        results["b"] = bench_lockstep(runtimes[:1], password, span)
+        print(f"(c) 4 lockstep remotes, {span:.0f} s ...", file=sys.stderr)
+        results["c"] = bench_lockstep(runtimes, password, span)
+        print("(e) bytes per frame per encoding ...", file=sys.stderr)
+        results["e"] = bench_bytes(runtimes[0], password, max(1.0, span / 2))
+    with local_runtimes(4, "realtime", fps) as (runtimes, password):
+        print(f"(d) 4 realtime remotes at {fps:g} fps, {span:.0f} s ...", file=sys.stderr)
+        results["d"] = bench_realtime(runtimes, password, span, fps)
+    results["loadavg_after"] = os.getloadavg()
+    return results
+
+
+# ----- CLI ----------------------------------------------------------------------------------
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``gymlab bench``."""
+    parser = subparsers.add_parser(
+        "bench",
+        help="benchmark remote envs against in-process Gymnasium",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument("--quick", action="store_true", help="short sections (< 60 s in all)")
+    parser.add_argument("--seconds", type=float, help="seconds per section (default 10, quick 2)")
+    parser.add_argument("--fps", type=float, default=60.0, help="real-time fps (default 60)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.set_defaults(func=bench_command)
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    """Entry point of ``gymlab bench``."""
+    if args.seconds is not None and args.seconds <= 0:
+        print("gymlab bench: error: --seconds must be positive", file=sys.stderr)
+        return 2
+    try:
+        results = run_bench(quick=args.quick, seconds=args.seconds, fps=args.fps)
+    except RuntimeError as exc:
+        print(f"gymlab bench: error: {exc}", file=sys.stderr)
+        return 1
+    rows = build_rows(results)
+    load = results["loadavg_before"]
+    print(f"gymlab bench ({ENV_ID}, {results['cpus']} CPUs, load average {load[0]:.1f})")
+    print(format_table(rows))
+    if args.json:
+        results["rows"] = [row.__dict__ for row in rows]
+        Path(args.json).write_text(json.dumps(results, indent=2, default=float) + "\n")
+    return 0

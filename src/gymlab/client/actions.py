@@ -1,0 +1,136 @@
+"""Real-time actions: VNC event lists (Universe style) and native actions mapped to keys.
+
+In real-time mode the remote's environment reads the keys held on its display, so an agent
+acts by sending VNC events. Two forms are accepted per remote:
+
+* a list of events, as in Universe: ``[("KeyEvent", "ArrowUp", True), ("PointerEvent", x, y,
+  mask)]`` (keys by :mod:`gymlab.rfb.keysyms` name or keysym number); an empty list sends
+  nothing and keeps held keys held;
+* the environment's native action (e.g. ``0``/``1`` for CartPole): :class:`KeyActionMapper`
+  turns it into "hold the key the runtime's key map binds to this action, release the rest",
+  or "release everything" for the map's idle action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gymlab.rfb.keysyms import keysym
+from gymlab.runtime.keymaps import KeyMap
+
+
+@dataclass(frozen=True)
+class KeyEvent:
+    """Press (``down``) or release one key, by keysym."""
+
+    key: int
+    down: bool
+
+
+@dataclass(frozen=True)
+class PointerEvent:
+    """Move the pointer to (x, y) with ``mask`` buttons down (bit 0 = button 1)."""
+
+    x: int
+    y: int
+    mask: int
+
+
+VNCEvent = KeyEvent | PointerEvent
+
+
+def _event(item: Any) -> VNCEvent:
+    if isinstance(item, (KeyEvent, PointerEvent)):
+        return item
+    if not isinstance(item, (tuple, list)) or not item or not isinstance(item[0], str):
+        raise ValueError(f"not a VNC event: {item!r}")
+    kind, args = item[0], tuple(item[1:])
+    if kind == "KeyEvent" and len(args) == 2 and isinstance(args[1], (bool, np.bool_)):
+        try:
+            return KeyEvent(keysym(args[0]), bool(args[1]))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f"bad KeyEvent {item!r}: {exc}") from None
+    if kind == "PointerEvent" and len(args) == 3:
+        x, y, mask = (int(a) for a in args)
+        if not (0 <= x < 65536 and 0 <= y < 65536 and 0 <= mask < 256):
+            raise ValueError(f"PointerEvent out of range: {item!r}")
+        return PointerEvent(x, y, mask)
+    raise ValueError(
+        f"not a VNC event: {item!r}; expected ('KeyEvent', key, down) or "
+        "('PointerEvent', x, y, buttonmask)"
+    )
+
+
+def is_event_list(action: Any) -> bool:
+    """True if ``action`` looks like a list of VNC events (an empty list counts)."""
+    if isinstance(action, np.ndarray) or not isinstance(action, (list, tuple)):
+        return False
+    return all(
+        isinstance(item, (KeyEvent, PointerEvent))
+        or (isinstance(item, (tuple, list)) and bool(item) and isinstance(item[0], str))
+        for item in action
+    )
+
+
+def parse_events(action: Sequence[Any]) -> list[VNCEvent]:
+    """Validate a Universe-style event list; :class:`ValueError` names the bad entry."""
+    return [_event(item) for item in action]
+
+
+def _same_action(a: Any, b: Any) -> bool:
+    try:
+        return bool(np.array_equal(np.asarray(a, dtype=float), np.asarray(b, dtype=float)))
+    except (TypeError, ValueError):
+        return False
+
+
+class KeyActionMapper:
+    """Native action -> the key events that make the runtime's key map produce it."""
+
+    def __init__(self, keymap: KeyMap) -> None:
+        self.keymap = keymap
+
+    def key_for(self, action: Any) -> int | None:
+        """The keysym to hold for ``action``; None for the idle action (hold nothing)."""
+        for name, bound in self.keymap.bindings:
+            if _same_action(bound, action):
+                return keysym(name)
+        if any(_same_action(idle, action) for idle in self.keymap.idle):
+            return None
+        choices = [bound for _, bound in self.keymap.bindings] + list(self.keymap.idle)
+        raise ValueError(
+            f"{self.keymap.env_id}: action {action!r} has no key (real-time actions: {choices})"
+        )
+
+    def events(self, action: Any, held: Sequence[int]) -> list[VNCEvent]:
+        """Events that change the ``held`` keysyms into what ``action`` needs."""
+        target = self.key_for(action)
+        events: list[VNCEvent] = [KeyEvent(key, False) for key in held if key != target]
+        if target is not None and target not in held:
+            events.append(KeyEvent(target, True))
+        return events
+
+
+def apply_held(held: list[int], events: Sequence[VNCEvent]) -> None:
+    """Update the list of held keysyms (press order) after sending ``events``."""
+    for event in events:
+        if isinstance(event, KeyEvent):
+            if event.key in held:
+                held.remove(event.key)
+            if event.down:
+                held.append(event.key)
+
+
+__all__ = [
+    "KeyActionMapper",
+    "KeyEvent",
+    "PointerEvent",
+    "VNCEvent",
+    "apply_held",
+    "is_event_list",
+    "parse_events",
+]

@@ -1,0 +1,496 @@
+"""One remote as seen by the vector env: its VNC and rewarder connections, on one asyncio loop.
+
+:class:`RemoteSession` turns connection failures into :class:`StepOutcome` values with an
+``error`` instead of exceptions, and reconnects in the background with exponential backoff
+(:class:`Backoff`). Everything here runs on the client's event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from gymlab.client.actions import (
+    KeyActionMapper,
+    KeyEvent,
+    PointerEvent,
+    VNCEvent,
+    apply_held,
+    is_event_list,
+    parse_events,
+)
+from gymlab.client.remotes import Remote
+from gymlab.client.vnc import VNCConnection, VNCError, VNCTimeoutError
+from gymlab.rewarder import protocol as p
+from gymlab.rewarder.client import (
+    EnvDescription,
+    RewarderClient,
+    RewarderError,
+    RewarderRequestError,
+    RewarderTimeout,
+)
+from gymlab.rewarder.reward_buffer import PoppedReward
+from gymlab.runtime.keymaps import UnknownKeyMap, keymap_for
+
+log = logging.getLogger("gymlab.client")
+
+Mode = Literal["lockstep", "realtime"]
+#: Errors that mean "this remote is unusable now" (reconnect), never a bug of ours.
+REMOTE_ERRORS: tuple[type[BaseException], ...] = (
+    RewarderError,
+    VNCError,
+    OSError,
+    asyncio.TimeoutError,
+)
+#: Callback types of the instrumentation hooks (called on the client loop thread).
+UpdateHook = Callable[[int, float, np.ndarray], None]
+RewardHook = Callable[[int, float, p.Reward], None]
+
+
+class RemoteError(RuntimeError):
+    """A remote could not be used; the message names it."""
+
+
+class RemoteConnectError(RemoteError):
+    """Connecting to (or authenticating with) a remote failed."""
+
+
+class RemoteResetTimeout(RemoteError, TimeoutError):
+    """A remote did not finish resetting within the reset timeout."""
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """One remote's share of a vector step (or reset, with reward 0 and no done)."""
+
+    obs: np.ndarray
+    reward: float = 0.0
+    terminated: bool = False
+    truncated: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+    #: set when the episode ended this step: the info of the finished episode
+    final_info: dict[str, Any] | None = None
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter: ``initial``, doubled per failure up to ``maximum``."""
+
+    initial: float = 0.1
+    maximum: float = 5.0
+    factor: float = 2.0
+    jitter: float = 0.1
+    _next: float | None = None
+
+    def next_delay(self) -> float:
+        """The delay to wait before the next attempt (grows on every call)."""
+        delay = self.initial if self._next is None else self._next
+        self._next = min(self.maximum, delay * self.factor)
+        return delay * (1.0 + random.uniform(0.0, self.jitter))
+
+    def reset(self) -> None:
+        """Start again from ``initial`` (after a success)."""
+        self._next = None
+
+
+def realtime_outcome(
+    obs: np.ndarray, popped: PoppedReward, truncated_episodes: set[int]
+) -> StepOutcome:
+    """Turn what the reward buffer popped into a step result (real-time mode).
+
+    The pushed rewards only carry ``done``; the rewarder client's listener notes which
+    episodes ended by truncation, so ``done`` splits into terminated/truncated here.
+    """
+    info = dict(popped.info)
+    info["episode_id"] = popped.episode_id
+    truncated = popped.done and popped.episode_id in truncated_episodes
+    if popped.done and popped.episode_id is not None:
+        truncated_episodes.discard(popped.episode_id)
+    final = dict(info) if popped.done else None
+    return StepOutcome(
+        obs=obs,
+        reward=popped.reward,
+        terminated=popped.done and not truncated,
+        truncated=truncated,
+        info=info,
+        final_info=final,
+    )
+
+
+def lockstep_outcome(obs: np.ndarray, reply: Any) -> StepOutcome:
+    """Turn a lockstep step reply (:class:`gymlab.rewarder.client.StepResult`) into a result.
+
+    On done the runtime has already auto-reset: ``obs`` is the new episode's first frame and
+    the reply's info names the terminal frame and episode.
+    """
+    info = dict(reply.info)
+    info["episode_id"] = reply.episode_id
+    info["frame"] = reply.frame
+    done = reply.terminated or reply.truncated
+    return StepOutcome(
+        obs=obs,
+        reward=float(reply.reward),
+        terminated=bool(reply.terminated),
+        truncated=bool(reply.truncated),
+        info=info,
+        final_info=dict(info) if done else None,
+    )
+
+
+class RemoteSession:
+    """Connections and episode state of one remote (index ``index`` in the vector env)."""
+
+    def __init__(
+        self,
+        index: int,
+        remote: Remote,
+        password: str | None,
+        *,
+        mode: Mode | None,
+        env_id: str | None = None,
+        fps: float | None = None,
+        connect_timeout: float = 10.0,
+        reset_timeout: float = 60.0,
+        step_timeout: float = 10.0,
+        frame_timeout: float = 5.0,
+        encodings: Iterable[str] = ("zrle", "copyrect", "raw"),
+        backoff: Backoff | None = None,
+        on_update: UpdateHook | None = None,
+        on_reward: RewardHook | None = None,
+    ) -> None:
+        self.index = index
+        self.remote = remote
+        self._password = password
+        self.mode = mode
+        self.env_id = env_id
+        self.fps = fps
+        self.connect_timeout = connect_timeout
+        self.reset_timeout = reset_timeout
+        self.step_timeout = step_timeout
+        self.frame_timeout = frame_timeout
+        self.encodings = tuple(encodings)
+        self.backoff = backoff or Backoff()
+        self.on_update = on_update
+        self.on_reward = on_reward
+        self.vnc: VNCConnection | None = None
+        self.rewarder: RewarderClient | None = None
+        self.description: EnvDescription | None = None
+        self.held: list[int] = []
+        self.last_error: str | None = None
+        self.down = False
+        self.reconnects = 0
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._monitor_task: asyncio.Task[None] | None = None
+        self._reconnected: StepOutcome | None = None
+        self._truncated_episodes: set[int] = set()
+        self._mapper: KeyActionMapper | None = None
+        self._blank: np.ndarray | None = None
+
+    @property
+    def name(self) -> str:
+        """``remote i (host:vnc+rewarder)`` for messages."""
+        return f"remote {self.index} ({self.remote.name})"
+
+    @property
+    def connected(self) -> bool:
+        """Both connections are up."""
+        return (
+            self.vnc is not None
+            and not self.vnc.closed
+            and self.rewarder is not None
+            and not self.rewarder.closed
+        )
+
+    # ----- connections ---------------------------------------------------------------------
+
+    async def connect(self) -> EnvDescription:
+        """Connect the rewarder then VNC; raises :class:`RemoteConnectError` naming the remote."""
+        await self.close_connections()
+        try:
+            self.rewarder = await RewarderClient.connect(
+                self.remote.host,
+                self.remote.rewarder_port,
+                self._password or "",
+                timeout=self.connect_timeout,
+            )
+            self.rewarder.add_listener(self._on_event)
+            self.vnc = await VNCConnection.connect(
+                self.remote.host,
+                self.remote.vnc_port,
+                self._password,
+                timeout=self.connect_timeout,
+                encodings=self.encodings,
+            )
+        except REMOTE_ERRORS as exc:
+            await self.close_connections()
+            raise RemoteConnectError(f"{self.name}: {exc}") from exc
+        description = self.rewarder.describe
+        assert description is not None  # connect() waits for the first describe
+        self.description = description
+        if self.mode is None:
+            self.mode = "lockstep" if description.mode == "lockstep" else "realtime"
+        elif description.mode is not None and description.mode != self.mode:
+            await self.close_connections()
+            raise RemoteConnectError(
+                f"{self.name} runs in {description.mode} mode, but mode={self.mode!r} was asked"
+            )
+        if self.mode == "realtime":
+            await self.vnc.start_streaming()
+            if self.on_update is not None:
+                self._monitor_task = asyncio.create_task(self._monitor(self.vnc))
+        return description
+
+    def _on_event(self, event: p.ClientEvent) -> None:
+        if isinstance(event, p.Reward):
+            if event.truncated and event.episode_id is not None:
+                self._truncated_episodes.add(event.episode_id)
+            if self.on_reward is not None:
+                self.on_reward(self.index, time.time(), event)
+
+    async def _monitor(self, vnc: VNCConnection) -> None:
+        """Report every decoded update to ``on_update`` (benchmarks measure lag with it)."""
+        assert self.on_update is not None
+        seen = vnc.update_count
+        while not vnc.closed:
+            try:
+                seen = await vnc.wait_for_update(seen, timeout=3600.0)
+            except VNCTimeoutError:
+                continue
+            except VNCError:
+                return
+            self.on_update(self.index, time.time(), vnc.framebuffer)
+
+    async def close_connections(self) -> None:
+        """Close both connections (bounded waits); the session stays reusable."""
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._monitor_task
+            self._monitor_task = None
+        vnc, rewarder = self.vnc, self.rewarder
+        self.vnc = self.rewarder = None
+        self.held.clear()  # a runtime releases all keys on reset / on a new client
+        if vnc is not None:
+            await vnc.close()
+        if rewarder is not None:
+            await rewarder.close()
+
+    async def close(self) -> None:
+        """Stop reconnecting and close everything."""
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reconnect_task
+            self._reconnect_task = None
+        await self.close_connections()
+
+    # ----- frames --------------------------------------------------------------------------
+
+    def blank(self) -> np.ndarray:
+        """A black frame of the remote's size (the observation while it is down)."""
+        if self._blank is None:
+            assert self.description is not None and self.description.frame_shape is not None
+            self._blank = np.zeros(self.description.frame_shape, np.uint8)
+        return self._blank
+
+    async def _lockstep_frame(self) -> np.ndarray:
+        """Pixels of the frame the runtime just reported as drawn.
+
+        An incremental request for the whole screen brings the changes; Xvnc holds it back
+        when nothing changed, so a non-incremental 1x1 request goes with it: Xvnc then answers
+        at once, and its answer covers the changes too. Waiting for both leaves no request
+        outstanding that a later frame could answer half-drawn.
+        """
+        vnc = self.vnc
+        assert vnc is not None
+        changes = asyncio.ensure_future(vnc.update(incremental=True, timeout=self.frame_timeout))
+        forced = asyncio.ensure_future(
+            vnc.update(incremental=False, region=(0, 0, 1, 1), timeout=self.frame_timeout)
+        )
+        try:
+            await asyncio.gather(changes, forced)
+        finally:
+            for fut in (changes, forced):
+                if not fut.done():
+                    fut.cancel()
+                elif not fut.cancelled():
+                    fut.exception()  # retrieved: gather raised the first one already
+        return vnc.framebuffer.copy()
+
+    async def _realtime_frame(self, after_reset: bool) -> np.ndarray:
+        vnc = self.vnc
+        assert vnc is not None
+        if after_reset:
+            # the reset frame is drawn when the reply comes: wait for the next update
+            with contextlib.suppress(VNCTimeoutError):
+                await vnc.wait_for_update(vnc.update_count, timeout=self.frame_timeout)
+        _, frame = vnc.latest_frame()
+        return frame
+
+    # ----- episodes ------------------------------------------------------------------------
+
+    async def reset(self, seed: int | None = None) -> StepOutcome:
+        """(Re)connect if needed, reset the remote's env and return its first frame.
+
+        Stops a background reconnect first. Raises :class:`RemoteError` naming the remote.
+        """
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reconnect_task
+            self._reconnect_task = None
+        self._reconnected = None
+        return await self._reset(seed)
+
+    def start_reconnect(self) -> None:
+        """Keep trying to connect and reset in the background (after a failed reset)."""
+        self.down = True
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.create_task(self._reconnect())
+
+    async def _reset(self, seed: int | None) -> StepOutcome:
+        try:
+            if not self.connected:
+                await self.connect()
+            assert self.rewarder is not None
+            await self._release_keys()
+            episode = await self.rewarder.reset(
+                self.env_id, seed, fps=self.fps, timeout=self.reset_timeout
+            )
+            obs = await (
+                self._lockstep_frame()
+                if self.mode == "lockstep"
+                else self._realtime_frame(after_reset=True)
+            )
+        except REMOTE_ERRORS as exc:
+            self.last_error = f"{self.name}: {exc}"
+            self.down = True
+            await self.close_connections()
+            raise RemoteError(self.last_error) from exc
+        except asyncio.CancelledError:
+            # a reset that timed out leaves the runtime in an unknown state: start afresh
+            self.down = True
+            await self.close_connections()
+            raise
+        self.down = False
+        self.last_error = None
+        self.description = self.rewarder.describe or self.description
+        self.backoff.reset()
+        self._configure_keys()
+        return StepOutcome(obs=obs, info={"episode_id": episode})
+
+    def _configure_keys(self) -> None:
+        env_id = self.description.env_id if self.description else None
+        env_id = self.env_id or env_id
+        try:
+            self._mapper = KeyActionMapper(keymap_for(env_id)) if env_id else None
+        except UnknownKeyMap:
+            self._mapper = None
+
+    async def _release_keys(self) -> None:
+        if self.vnc is not None:
+            for key in list(self.held):
+                await self.vnc.key_event(key, False)
+        self.held.clear()
+
+    async def _send(self, events: list[VNCEvent]) -> None:
+        vnc = self.vnc
+        assert vnc is not None
+        for event in events:
+            if isinstance(event, KeyEvent):
+                await vnc.key_event(event.key, event.down)
+            elif isinstance(event, PointerEvent):
+                await vnc.pointer_event(event.x, event.y, event.mask)
+        apply_held(self.held, events)
+
+    def realtime_events(self, action: Any) -> list[VNCEvent]:
+        """The VNC events for ``action`` (an event list or a native action); ValueError if bad."""
+        if is_event_list(action):
+            return parse_events(action)
+        if self._mapper is None:
+            raise ValueError(
+                f"{self.name}: no key map for its environment; give VNC event lists as actions"
+            )
+        return self._mapper.events(action, self.held)
+
+    def _fault(self, exc: BaseException) -> StepOutcome:
+        """Mark the remote down, start reconnecting, and end its episode with the error."""
+        self.last_error = f"{self.name}: {type(exc).__name__}: {exc}"
+        log.warning("%s failed, reconnecting in the background: %s", self.name, exc)
+        self.start_reconnect()
+        return self._down_outcome()
+
+    def _down_outcome(self) -> StepOutcome:
+        info = {"error": self.last_error or f"{self.name} is down", "remote_down": True}
+        return StepOutcome(obs=self.blank(), truncated=True, info=info, final_info=dict(info))
+
+    async def _reconnect(self) -> None:
+        await self.close_connections()
+        while True:
+            await asyncio.sleep(self.backoff.next_delay())
+            try:
+                outcome = await asyncio.wait_for(self._reset(None), self.reset_timeout)
+            except (RemoteError, asyncio.TimeoutError) as exc:
+                self.last_error = f"{self.name}: reconnecting: {exc}"
+                log.info("%s still down: %s", self.name, exc)
+                continue
+            self.reconnects += 1
+            info = {**outcome.info, "reconnected": True}
+            self._reconnected = StepOutcome(obs=outcome.obs, info=info)
+            log.info("%s is back (reconnect %d)", self.name, self.reconnects)
+            return
+
+    async def step_lockstep(self, action: Any) -> StepOutcome:
+        """Lockstep: one ``v0.env.step``, then the pixels of that frame. Never raises for faults."""
+        if self._reconnected is not None:
+            outcome, self._reconnected = self._reconnected, None
+            return outcome  # the action is dropped: the reset observation comes first
+        if self.down:
+            return self._down_outcome()
+        assert self.rewarder is not None
+        try:
+            reply = await self.rewarder.step(action, timeout=self.step_timeout)
+            obs = await self._lockstep_frame()
+        except RewarderRequestError as exc:
+            # the runtime refused this action; the connection is fine
+            info = {"error": f"{self.name}: {exc}"}
+            return StepOutcome(obs=self.blank(), truncated=True, info=info, final_info=info)
+        except REMOTE_ERRORS as exc:
+            return self._fault(exc)
+        return lockstep_outcome(obs, reply)
+
+    async def act_realtime(self, events: list[VNCEvent]) -> BaseException | None:
+        """Real-time: send this step's events; returns the failure instead of raising."""
+        if self.down or self._reconnected is not None or self.vnc is None:
+            return None
+        try:
+            await self._send(events)
+        except REMOTE_ERRORS as exc:
+            return exc
+        return None
+
+    def observe_realtime(self, failure: BaseException | None = None) -> StepOutcome:
+        """Real-time: the latest streamed frame and the rewards since the last step."""
+        if self._reconnected is not None:
+            outcome, self._reconnected = self._reconnected, None
+            return outcome
+        if self.down:
+            return self._down_outcome()
+        if failure is None and not self.connected:
+            failure = RewarderTimeout("connection closed")
+        if failure is not None:
+            return self._fault(failure)
+        assert self.vnc is not None and self.rewarder is not None
+        try:
+            _, frame = self.vnc.latest_frame()
+        except VNCError as exc:
+            return self._fault(exc)
+        return realtime_outcome(frame, self.rewarder.pop_rewards(), self._truncated_episodes)

@@ -1,0 +1,384 @@
+"""``RemoteVectorEnv``: Gymnasium's ``VectorEnv`` API over many gymlab remotes.
+
+One asyncio event loop in a background thread (:class:`gymlab.client.loop.LoopThread`) drives
+every remote at once, so four remotes step in parallel.
+
+Modes (all remotes must run in the same one; by default the remotes' own mode is used):
+
+* **lockstep** -- ``step`` sends ``v0.env.step`` to every remote concurrently, waits for the
+  replies, then fetches the pixels of the frame each reply names. The action space is the
+  environment's own (from the runtime's describe).
+* **realtime** -- ``step`` sends VNC input, waits until one tick (``1/fps``) has passed since
+  the previous step, and returns the newest streamed frame plus the rewards that arrived
+  since the previous step (Universe's accumulation rules). ``action_space`` is still the
+  environment's native space: a native action is mapped client-side through the runtime's key
+  map to "hold this key". An action may instead be a Universe-style list of VNC events,
+  ``[("KeyEvent", "ArrowUp", True), ("PointerEvent", x, y, mask)]`` (pass a list with one
+  such list per remote).
+
+Auto-reset is ``SAME_STEP``: the runtime resets by itself when an episode ends, so the
+observation returned with ``terminated``/``truncated`` already belongs to the next episode.
+The finished episode's info is in ``infos["final_info"]``; ``infos["final_obs"]`` holds
+``None`` because the runtime replaces the terminal frame before any client can see it.
+
+Faults: a remote that fails (connection lost, timeout) gets ``truncated=True`` and
+``infos["error"]`` at its index, a black frame while it is down, and is reconnected in the
+background with exponential backoff; its first step after coming back returns the reset
+observation (with ``infos["reconnected"]``) and drops that step's action. ``step`` never
+raises for a remote's failure; ``reset`` raises :class:`RemoteError` naming the remote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space, iterate
+
+from gymlab.client.loop import LoopThread
+from gymlab.client.remotes import RemotesSpec, parse_remotes
+from gymlab.client.session import (
+    Backoff,
+    Mode,
+    RemoteError,
+    RemoteResetTimeout,
+    RemoteSession,
+    RewardHook,
+    StepOutcome,
+    UpdateHook,
+)
+from gymlab.rewarder.spaces import space_from_json
+
+
+class NotConfiguredError(RuntimeError):
+    """The env has no remotes yet: call ``configure(remotes=...)`` first."""
+
+
+class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
+    """A vector env whose sub-envs are gymlab runtimes reached over VNC + the rewarder.
+
+    Args:
+        remotes: a remotes string (``vnc://host:5900+15900,...?password=X``) or a list of
+            entries; may be left out and given later to :meth:`configure`.
+        password: the remotes' password (or in the remotes string's query).
+        env_id: if given, every reset asks the runtimes to run this environment.
+        mode: ``"lockstep"`` or ``"realtime"``; None adopts the remotes' mode.
+        fps: real-time tick rate to ask the runtimes for (None: keep theirs).
+        connect_timeout / reset_timeout / step_timeout / frame_timeout: seconds.
+        encodings: VNC encodings, most preferred first.
+        reconnect_backoff: (first delay, maximum delay) in seconds between reconnect attempts.
+        on_update / on_reward: instrumentation hooks called on the client's loop thread for
+            every decoded real-time VNC update ``(index, unix_time, framebuffer)`` and every
+            pushed reward ``(index, unix_time, reward_event)``; they must be quick.
+    """
+
+    metadata: dict[str, Any] = {
+        "autoreset_mode": AutoresetMode.SAME_STEP,
+        "render_modes": ["rgb_array"],
+    }
+
+    def __init__(
+        self,
+        remotes: str | Iterable[str] | None = None,
+        password: str | None = None,
+        *,
+        env_id: str | None = None,
+        mode: Mode | None = None,
+        fps: float | None = None,
+        connect_timeout: float = 10.0,
+        reset_timeout: float = 60.0,
+        step_timeout: float = 10.0,
+        frame_timeout: float = 5.0,
+        encodings: Sequence[str] = ("zrle", "copyrect", "raw"),
+        reconnect_backoff: tuple[float, float] = (0.1, 5.0),
+        on_update: UpdateHook | None = None,
+        on_reward: RewardHook | None = None,
+    ) -> None:
+        self._password = password
+        self.env_id = env_id
+        self.mode: Mode | None = mode
+        self.fps = fps
+        self.connect_timeout = connect_timeout
+        self.reset_timeout = reset_timeout
+        self.step_timeout = step_timeout
+        self.frame_timeout = frame_timeout
+        self.encodings = tuple(encodings)
+        self.reconnect_backoff = reconnect_backoff
+        self.on_update = on_update
+        self.on_reward = on_reward
+        self.render_mode = "rgb_array"
+        self.spec_remotes: RemotesSpec | None = None
+        self.sessions: list[RemoteSession] = []
+        self._loop: LoopThread | None = None
+        self._obs: np.ndarray | None = None
+        self._last_step = 0.0
+        self.closed = False
+        if remotes is not None:
+            self.configure(remotes)
+
+    # ----- setup ---------------------------------------------------------------------------
+
+    def configure(
+        self,
+        remotes: str | Iterable[str],
+        password: str | None = None,
+        **options: Any,
+    ) -> None:
+        """Connect to ``remotes`` (Universe's ``env.configure(remotes=...)``).
+
+        ``password`` defaults to the constructor's. ``options`` override constructor
+        arguments (``mode``, ``fps``, timeouts, ...).
+        Raises :class:`ValueError` for a bad remotes string and :class:`RemoteError` naming
+        the remote that cannot be reached, refuses the password, or runs in another mode.
+        """
+        for key, value in options.items():
+            if key not in ("env_id", "mode", "fps", "encodings", "on_update", "on_reward") and (
+                not key.endswith("_timeout") and key != "reconnect_backoff"
+            ):
+                raise TypeError(f"configure() got an unexpected option {key!r}")
+            setattr(self, key, value)
+        spec = parse_remotes(remotes, password if password is not None else self._password)
+        if self.sessions:
+            self._shutdown()
+        self.closed = False
+        self.spec_remotes = spec
+        self._loop = LoopThread()
+        first, maximum = self.reconnect_backoff
+        self.sessions = [
+            RemoteSession(
+                i,
+                remote,
+                spec.password,
+                mode=self.mode,
+                env_id=self.env_id,
+                fps=self.fps,
+                connect_timeout=self.connect_timeout,
+                reset_timeout=self.reset_timeout,
+                step_timeout=self.step_timeout,
+                frame_timeout=self.frame_timeout,
+                encodings=self.encodings,
+                backoff=Backoff(first, maximum),
+                on_update=self.on_update,
+                on_reward=self.on_reward,
+            )
+            for i, remote in enumerate(spec.remotes)
+        ]
+        try:
+            self._loop.run(self._connect_all(), self.connect_timeout * 2 + self.reset_timeout + 5)
+        except BaseException:
+            self._shutdown()
+            raise
+        self._init_spaces()
+
+    async def _connect_all(self) -> None:
+        async def one(session: RemoteSession) -> None:
+            description = await session.connect()
+            if self.env_id is not None and description.env_id != self.env_id:
+                await session.reset()  # switch env first: the spaces come from its describe
+
+        results = await asyncio.gather(*(one(s) for s in self.sessions), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    def _init_spaces(self) -> None:
+        described = [s.description for s in self.sessions]
+        modes = {s.mode for s in self.sessions}
+        if len(modes) != 1:
+            names = ", ".join(f"{s.name}: {s.mode}" for s in self.sessions)
+            raise RemoteError(f"remotes run in different modes ({names}); pass mode=...")
+        self.mode = modes.pop()
+        first = described[0]
+        assert first is not None
+        if first.frame_shape is None or first.action_space is None:
+            raise RemoteError(f"{self.sessions[0].name}: describe lacks frame_shape/action_space")
+        for session, desc in zip(self.sessions, described, strict=True):
+            assert desc is not None
+            if desc.frame_shape != first.frame_shape or desc.action_space != first.action_space:
+                raise RemoteError(
+                    f"{session.name} serves {desc.env_id} {desc.frame_shape}, but "
+                    f"{self.sessions[0].name} serves {first.env_id} {first.frame_shape}: "
+                    "all remotes must have the same spaces"
+                )
+        self.num_envs = len(self.sessions)
+        self.single_observation_space = spaces.Box(0, 255, first.frame_shape, np.uint8)
+        self.single_action_space = space_from_json(first.action_space)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        if self.fps is None and first.fps:
+            self.fps = first.fps
+        self._obs = np.zeros((self.num_envs, *first.frame_shape), np.uint8)
+
+    def _require(self) -> LoopThread:
+        if self._loop is None or not self.sessions:
+            raise NotConfiguredError("no remotes: call configure(remotes='vnc://...') first")
+        if self.closed:
+            raise RuntimeError("the env is closed")
+        return self._loop
+
+    # ----- Gymnasium API -------------------------------------------------------------------
+
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every remote (concurrently); raises :class:`RemoteError` naming a failed one.
+
+        ``seed``: an int (remote ``i`` gets ``seed + i``) or one seed per remote.
+        ``options`` is accepted for API compatibility and must be empty.
+        """
+        loop = self._require()
+        if options:
+            raise ValueError(f"RemoteVectorEnv.reset takes no options, got {sorted(options)}")
+        super().reset(seed=None)
+        if seed is None:
+            seeds: list[int | None] = [None] * self.num_envs
+        elif isinstance(seed, int):
+            seeds = [seed + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"{len(seeds)} seeds for {self.num_envs} remotes")
+        outcomes = loop.run(self._reset_all(seeds), self.reset_timeout + 10)
+        self._last_step = time.monotonic()
+        obs, _, _, _, infos = self._collate(outcomes)
+        return obs, infos
+
+    async def _reset_all(self, seeds: list[int | None]) -> list[StepOutcome]:
+        async def one(session: RemoteSession, seed: int | None) -> StepOutcome:
+            try:
+                return await asyncio.wait_for(session.reset(seed), self.reset_timeout)
+            except asyncio.TimeoutError:
+                session.start_reconnect()
+                raise RemoteResetTimeout(
+                    f"{session.name} did not finish resetting within {self.reset_timeout} s"
+                ) from None
+            except RemoteError:
+                session.start_reconnect()
+                raise
+
+        results = await asyncio.gather(
+            *(one(s, seed) for s, seed in zip(self.sessions, seeds, strict=True)),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [r for r in results if isinstance(r, StepOutcome)]
+
+    def step(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every remote at once; see the module docstring for modes and faults."""
+        loop = self._require()
+        if self.mode == "lockstep":
+            per_env = self._split_actions(actions)
+            outcomes = loop.run(self._step_lockstep(per_env), self.step_timeout * 3 + 10)
+        else:
+            events = self._realtime_events(actions)
+            outcomes = loop.run(self._step_realtime(events), self.step_timeout + 10)
+        return self._collate(outcomes)
+
+    def _split_actions(self, actions: Any) -> list[Any]:
+        if isinstance(actions, (list, tuple)) and len(actions) == self.num_envs:
+            per_env = list(actions)
+        else:
+            per_env = list(iterate(self.action_space, actions))
+        space = self.single_action_space
+        for i, action in enumerate(per_env):
+            # checked here so that a bad action raises instead of looking like a remote fault
+            if space.dtype is not None and not space.contains(np.asarray(action, space.dtype)):
+                raise ValueError(f"action {action!r} for remote {i} is not in {space}")
+        return per_env
+
+    def _realtime_events(self, actions: Any) -> list[Any]:
+        if isinstance(actions, (list, tuple)) and len(actions) == self.num_envs:
+            per_env = list(actions)
+        else:
+            per_env = list(iterate(self.action_space, actions))
+        return [s.realtime_events(a) for s, a in zip(self.sessions, per_env, strict=True)]
+
+    async def _step_lockstep(self, actions: list[Any]) -> list[StepOutcome]:
+        return list(
+            await asyncio.gather(
+                *(s.step_lockstep(a) for s, a in zip(self.sessions, actions, strict=True))
+            )
+        )
+
+    async def _step_realtime(self, events: list[Any]) -> list[StepOutcome]:
+        failures = await asyncio.gather(
+            *(s.act_realtime(e) for s, e in zip(self.sessions, events, strict=True))
+        )
+        # one tick after the previous step, so the runtimes applied this input at least once
+        tick = 1.0 / self.fps if self.fps else 0.0
+        delay = self._last_step + tick - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._last_step = time.monotonic()
+        return [s.observe_realtime(f) for s, f in zip(self.sessions, failures, strict=True)]
+
+    def _collate(
+        self, outcomes: list[StepOutcome]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        assert self._obs is not None
+        infos: dict[str, Any] = {}
+        rewards = np.zeros(self.num_envs, np.float64)
+        terminations = np.zeros(self.num_envs, np.bool_)
+        truncations = np.zeros(self.num_envs, np.bool_)
+        for i, outcome in enumerate(outcomes):
+            if outcome.obs.shape == self._obs.shape[1:]:
+                self._obs[i] = outcome.obs
+            else:  # a remote came back with another size: keep the batch shape
+                self._obs[i] = 0
+                outcome.info.setdefault("error", f"remote {i}: frame {outcome.obs.shape}")
+            rewards[i] = outcome.reward
+            terminations[i] = outcome.terminated
+            truncations[i] = outcome.truncated
+            if outcome.final_info is not None:
+                infos = self._add_info(
+                    infos, {"final_obs": None, "final_info": outcome.final_info}, i
+                )
+            infos = self._add_info(infos, outcome.info, i)
+        return self._obs.copy(), rewards, terminations, truncations, infos
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """The latest observation of every remote."""
+        if self._obs is None:
+            return None
+        return tuple(self._obs.copy())
+
+    # ----- lifetime ------------------------------------------------------------------------
+
+    @property
+    def errors(self) -> list[str | None]:
+        """The last error of each remote (None where it is healthy)."""
+        return [s.last_error if s.down else None for s in self.sessions]
+
+    def _shutdown(self) -> None:
+        loop, sessions = self._loop, self.sessions
+        if loop is not None and loop.running:
+
+            async def close_all() -> None:
+                await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+            try:
+                loop.run(close_all(), 15)
+            except (TimeoutError, RuntimeError):
+                pass
+            loop.stop()
+        self._loop = None
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Close every connection and stop the background loop."""
+        self._shutdown()
+
+    def __repr__(self) -> str:
+        where = str(self.spec_remotes) if self.spec_remotes else "unconfigured"
+        return f"RemoteVectorEnv({where}, mode={self.mode})"
