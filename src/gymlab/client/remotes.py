@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 #: Shown in every parse error so that the fix is obvious.
 EXPECTED_FORM = "vnc://HOST:VNC_PORT+REWARDER_PORT[,HOST:VNC_PORT+REWARDER_PORT...][?password=X]"
@@ -90,7 +90,7 @@ def _split_query(spec: str) -> tuple[str, str | None]:
     values = params.get("password", [])
     if len(values) > 1:
         raise ValueError("the remotes query gives the password more than once")
-    return body, (unquote(values[0]) if values else None)
+    return body, (values[0] if values else None)
 
 
 def parse_remotes(spec: str | Iterable[str], password: str | None = None) -> RemotesSpec:

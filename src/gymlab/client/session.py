@@ -362,8 +362,9 @@ class RemoteSession:
                 await self.connect()
             assert self.rewarder is not None
             await self._release_keys()
+            # a little longer than the callers' own reset timeout, which then names the remote
             episode = await self.rewarder.reset(
-                self.env_id, seed, fps=self.fps, timeout=self.reset_timeout
+                self.env_id, seed, fps=self.fps, timeout=self.reset_timeout + 1.0
             )
             obs = await (
                 self._lockstep_frame()
