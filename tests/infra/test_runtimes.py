@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import browser
 import numpy as np
 import pytest
 import yaml
@@ -117,3 +118,23 @@ def test_killed_runtime_is_restarted_by_systemd(host, runtimes, password):
         pytest.fail(f"{unit} did not come back within {RESTART_DEADLINE_S:.0f}s (PID {after})")
     restarts = int(host.check_output(f"systemctl show -p NRestarts --value {unit}"))
     assert restarts >= 1
+
+
+def test_novnc_page_shows_the_environment_in_a_real_browser(host, runtimes, password):
+    """Headless Chromium opens the noVNC viewer of runtime 0; its screenshot shows the cart."""
+    hostvars = host.ansible.get_variables()
+    if not hostvars.get("gym_runtime_novnc", False):
+        pytest.skip("gym_runtime_novnc is off for this host")
+    if browser.chromium() is None:
+        pytest.skip("chromium is not installed on the control machine (./lab installs it)")
+    defaults = yaml.safe_load(lab_remotes.ROLE_DEFAULTS.read_text())
+    port = int(hostvars.get("gym_runtime_novnc_base_port", defaults["gym_runtime_novnc_base_port"]))
+    png = browser.screenshot(
+        f"http://{runtimes[0].host}:{port}/vnc_lite.html?password={password}&scale=true",
+        ready_js="(document.getElementById('status') || {}).textContent === 'Connected to gymlab'",
+    )
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    pole = np.all(np.abs(pixels - (202, 152, 101)) <= 20, axis=-1)
+    cart = np.all(pixels < 30, axis=-1)
+    assert pole.sum() > 200, "no pole in the noVNC screenshot"
+    assert cart.sum() > 500, "no cart in the noVNC screenshot"
