@@ -279,3 +279,22 @@ def daemon(c):
     """Make sure a Docker daemon answers (starts Debian's dockerd when none does)."""
     docker.ensure_daemon()
     print("docker daemon: answering")
+
+
+@task(
+    help={
+        "quick": "short sections (the whole run under a minute)",
+        "seconds": "seconds per section (default 10, quick 2)",
+        "fps": "real-time frame rate (default 60)",
+        "json": "also write the results to this JSON file",
+    }
+)
+def bench(c, quick=False, seconds=None, fps="60", json=None):
+    """Benchmark remote envs (lockstep, vector, real-time lag, bytes, memory) vs in-process."""
+    args = ["--quick"] if quick else []
+    if seconds is not None:
+        args += ["--seconds", str(seconds)]
+    args += ["--fps", str(fps)]
+    if json:
+        args += ["--json", str(json)]
+    c.run(" ".join([sys.executable, "-m", "gymlab.cli", "bench", *args]), pty=False)

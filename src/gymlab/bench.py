@@ -91,11 +91,17 @@ class LocalRuntime:
         """Resident memory of the runtime process plus Xvnc."""
         return sum(rss_bytes(pid) for pid in self.pids())
 
-    def stop(self) -> None:
-        """SIGTERM (then SIGKILL) the runtime; make sure its Xvnc is gone too."""
+    def terminate(self) -> list[int]:
+        """Send SIGTERM; returns the children to reap in :meth:`stop`."""
         children = _children(self.proc.pid)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+        return children
+
+    def stop(self, children: list[int] | None = None) -> None:
+        """SIGTERM (then SIGKILL) the runtime; make sure its Xvnc is gone too."""
+        if children is None:
+            children = self.terminate()
         try:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:
@@ -163,8 +169,9 @@ def local_runtimes(
                     raise RuntimeError(f"runtime on {rt.remote} did not start:\n{tail}")
             yield runtimes, password
         finally:
-            for rt in runtimes:
-                rt.stop()
+            children = [rt.terminate() for rt in runtimes]  # all at once: they stop in parallel
+            for rt, kids in zip(runtimes, children, strict=True):
+                rt.stop(kids)
 
 
 def _remotes(runtimes: list[LocalRuntime]) -> str:
@@ -272,6 +279,7 @@ class LagProbe:
         self.rewards_seen: list[dict[int, float]] = [{} for _ in range(n)]
         self.frames: list[list[tuple[int, float, Any]]] = [[] for _ in range(n)]
         self._pending: list[tuple[int, float] | None] = [None] * n
+        self._sockets: list[Any] = []
 
     def on_update(self, index: int, when: float, framebuffer: np.ndarray) -> None:
         """``RemoteVectorEnv`` hook: one decoded update."""
@@ -291,6 +299,7 @@ class LagProbe:
 
         headers = {"Authorization": basic_authorization(password), p.OBSERVER_HEADER: "true"}
         async with connect(f"ws://{host}:{port}/", additional_headers=headers) as ws:
+            self._sockets.append(ws)
             async for text in ws:
                 msg = p.parse_message(text)
                 if msg.method == p.ENV_REWARD and isinstance(msg.body.get("frame"), int):
@@ -299,6 +308,10 @@ class LagProbe:
                     frame, sent_at = self._pending[index]  # type: ignore[misc]
                     self.frames[index].append((frame, sent_at, msg.body.get("observation")))
                     self._pending[index] = None
+
+    async def close(self) -> None:
+        """Close the observer connections (a runtime waits for its clients when it stops)."""
+        await asyncio.gather(*(ws.close() for ws in self._sockets), return_exceptions=True)
 
     def analyse(self) -> dict[str, Any]:
         """Match updates to frames; returns lag percentiles and match counts."""
@@ -380,12 +393,20 @@ def bench_realtime(
             env.step(env.action_space.sample())
             steps += 1
         elapsed = time.perf_counter() - start
+        # what arrives after this (while closing) is outside the measured window
+        cut = [(len(u), len(f)) for u, f in zip(probe.updates, probe.frames, strict=True)]
         runtime_rss = max(rt.rss() for rt in runtimes)
     finally:
         env.close()
+        with contextlib.suppress(Exception):
+            observers.run(probe.close(), 10)
         for task in tasks:
             task.cancel()
         observers.stop()
+    for (n_updates, n_frames), updates, frames in zip(
+        cut, probe.updates, probe.frames, strict=True
+    ):
+        del updates[n_updates:], frames[n_frames:]
     result = probe.analyse()
     result.update(
         {
@@ -511,6 +532,7 @@ def run_bench(
         "cpus": os.cpu_count(),
         "loadavg_before": os.getloadavg(),
     }
+    start = time.monotonic()
     print(f"(a) in-process baseline, {span:.0f} s ...", file=sys.stderr)
     results["a"] = bench_inprocess(span)
     with local_runtimes(4, "lockstep") as (runtimes, password):
@@ -524,6 +546,7 @@ def run_bench(
         print(f"(d) 4 realtime remotes at {fps:g} fps, {span:.0f} s ...", file=sys.stderr)
         results["d"] = bench_realtime(runtimes, password, span, fps)
     results["loadavg_after"] = os.getloadavg()
+    results["wall_seconds"] = time.monotonic() - start
     return results
 
 

@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -316,3 +319,17 @@ def test_unreachable_remote_is_named() -> None:
     port = free_port()
     with pytest.raises(RemoteConnectError, match=rf"remote 0 \(127\.0\.0\.1:{port}\+"):
         RemoteVectorEnv(f"127.0.0.1:{port}+{free_port()}", PASSWORD, connect_timeout=2)
+
+
+def test_random_agent_example_prints_episode_returns() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "random_agent.py"
+    result = subprocess.run(
+        [sys.executable, str(example), "--local", "1", "--steps", "80"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    returns = re.findall(r"env 0: episode return (\d+)\.0 in (\d+) steps", result.stdout)
+    assert returns, result.stdout
+    assert all(r == n for r, n in returns)  # CartPole: 1.0 per step

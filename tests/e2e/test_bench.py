@@ -1,0 +1,70 @@
+"""Smoke test of `gymlab bench --quick`: it runs and prints every row (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("Xvnc") is None, reason="TigerVNC Xvnc is not installed"),
+]
+
+ROWS = [
+    "in-process CartPole + render()",
+    "1 remote, lockstep, pixels over VNC",
+    "4 remotes, lockstep, RemoteVectorEnv",
+    "4 remotes realtime: runtime ticks/s",
+    "client VNC updates/s per remote",
+    "observation lag p50 / p95 (ms)",
+    "reward lag p50 / p95 (ms)",
+    "bytes per lockstep step, ZRLE",
+    "bytes per lockstep step, Raw",
+    "RSS of one runtime (process + Xvnc)",
+    "client RSS growth per remote",
+]
+
+
+def test_quick_bench_prints_every_row_and_writes_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gymlab.cli",
+            "bench",
+            "--quick",
+            "--seconds",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for row in ROWS:
+        assert row in result.stdout, f"missing row {row!r}:\n{result.stdout}"
+    data = json.loads(out.read_text())
+    assert {"a", "b", "c", "d", "e", "f"} <= {row["key"] for row in data["rows"]}
+    assert data["a"]["steps"] > 0 and data["b"]["vector_steps"] > 0
+    assert data["c"]["errors"] == 0 and data["c"]["vector_steps"] > 0
+    assert len(data["d"]["runtime_fps"]) == 4 and data["d"]["updates_total"] > 0
+    assert data["e"]["raw"] > data["e"]["zrle"] > 0
+    assert data["c"]["runtime_rss"] > 0
+
+
+def test_bench_rejects_bad_options() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gymlab.cli", "bench", "--seconds", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and "--seconds must be positive" in result.stderr

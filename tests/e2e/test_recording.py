@@ -1,0 +1,153 @@
+"""End-to-end: mp4 recording of episodes (wrapper) and of a runtime's screen (gymlab record)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _support_runtime import PASSWORD, running_runtime
+
+from gymlab.client import RemoteVectorEnv
+from gymlab.wrappers import RecordEpisodes
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("Xvnc") is None, reason="TigerVNC Xvnc is not installed"),
+    pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe is not installed"),
+]
+
+
+def probe(path: Path) -> tuple[int, int, int]:
+    """(frames, width, height) as ffprobe counts them (decoding every frame)."""
+    out = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames,width,height",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    stream = json.loads(out.stdout)["streams"][0]
+    return int(stream["nb_read_frames"]), int(stream["width"]), int(stream["height"])
+
+
+def middle_frame(path: Path, width: int, height: int, frames: int) -> np.ndarray:
+    """Decode one frame from the middle of the video to RGB."""
+    out = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(path),
+            "-vf",
+            f"select=eq(n\\,{frames // 2})",
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return np.frombuffer(out.stdout, np.uint8).reshape(height, width, 3)
+
+
+def test_record_episodes_one_file_per_episode_per_env(tmp_path: Path) -> None:
+    (tmp_path / "rt").mkdir()
+    with running_runtime(tmp_path / "rt", mode="lockstep") as rt:
+        remotes = f"127.0.0.1:{rt.vnc_port}+{rt.rewarder_port}"
+        env = RecordEpisodes(RemoteVectorEnv(remotes, PASSWORD), tmp_path / "videos", fps=30)
+        lengths: list[int] = []
+        try:
+            env.reset(seed=4)
+            steps = 0
+            while len(lengths) < 2:
+                _, _, terms, truncs, _ = env.step(np.array([0]))  # always left: short episodes
+                steps += 1
+                if terms[0] or truncs[0]:
+                    lengths.append(steps)
+                    steps = 0
+                assert steps < 500
+        finally:
+            env.close()
+    names = sorted(p.name for p in env.videos)
+    assert names == [
+        "episode-env0-ep0000.mp4",
+        "episode-env0-ep0001.mp4",
+        "episode-env0-ep0002.mp4",
+    ]
+    for video, length in zip(sorted(env.videos)[:2], lengths, strict=True):
+        # the reset frame plus every non-final step (the runtime replaces the terminal frame)
+        frames, width, height = probe(video)
+        assert (frames, width, height) == (length, 600, 400)
+        picture = middle_frame(video, width, height, frames)
+        assert picture.std() > 5  # a cart and a pole, not one flat colour
+    assert probe(sorted(env.videos)[2])[0] == 1  # the episode cut short by close()
+
+
+def test_gymlab_record_captures_a_runtime_screen(tmp_path: Path) -> None:
+    (tmp_path / "rt").mkdir()
+    with running_runtime(tmp_path / "rt", mode="realtime", fps=30) as rt:
+        out = tmp_path / "screen.mp4"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gymlab.cli",
+                "record",
+                f"vnc://127.0.0.1:{rt.vnc_port}+{rt.rewarder_port}",
+                str(out),
+                "--seconds",
+                "2",
+                "--fps",
+                "10",
+                "--password-file",
+                str(tmp_path / "rt" / "password"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "wrote 20 frames" in result.stdout
+        bad = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gymlab.cli",
+                "record",
+                f"vnc://127.0.0.1:{rt.vnc_port}+{rt.rewarder_port}?password=wrong",
+                str(tmp_path / "no.mp4"),
+                "--seconds",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    frames, width, height = probe(out)
+    assert (frames, width, height) == (20, 600, 400)
+    assert middle_frame(out, width, height, frames).std() > 5
+    assert bad.returncode == 1 and "gymlab record: error:" in bad.stderr
+    assert "wrong" not in bad.stderr  # the password is never echoed
