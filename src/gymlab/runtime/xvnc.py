@@ -73,6 +73,9 @@ class XvncOptions:
     display: int | None = None  # None: Xvnc picks a free one (-displayfd)
     executable: str = "Xvnc"
     xauthority: Path | None = None  # X clients need this cookie file (no open display)
+    # Xvnc sends each client at most this many updates a second (its default, 60, makes a
+    # lockstep pixel fetch wait up to ~16 ms for the next slot). Well above any tick rate.
+    max_updates_per_second: int = 1000
 
 
 def xvnc_command(options: XvncOptions, displayfd: int | None) -> list[str]:
@@ -98,6 +101,8 @@ def xvnc_command(options: XvncOptions, displayfd: int | None) -> list[str]:
         "-AlwaysShared",
         "-desktop",
         "gymlab",
+        "-FrameRate",
+        str(options.max_updates_per_second),
     ]
     if options.xauthority is not None:
         cmd += ["-auth", str(options.xauthority)]
