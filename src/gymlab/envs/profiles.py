@@ -11,7 +11,11 @@ A profile folder holds
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +89,32 @@ class Profile:
     def pypi_sdists(self) -> list[str]:
         return sorted(self.settings.get("pypi_sdists") or [])
 
+    def pip_requirement(self) -> str:
+        """pip's own pinned entry of requirements.lock (hosts upgrade pip with it first)."""
+        block: list[str] = []
+        for line in self.requirements_lock.read_text().splitlines():
+            if block and not line.startswith(" "):
+                break
+            if block or line.startswith("pip=="):
+                block.append(line)
+        if not block:
+            raise LabError(f"profile {self.name}: requirements.lock pins no pip")
+        return "\n".join(block) + "\n"
+
+    def describe(self) -> dict:
+        """What the python_envs role needs to know about the profile."""
+        lock = self.requirements_lock.read_bytes()
+        return {
+            "name": self.name,
+            "python": self.python_version(),
+            "kernel_display_name": self.settings.get("kernel_display_name", self.name),
+            "gymlab_client": bool(self.settings.get("gymlab_client", False)),
+            "requirements_lock": str(self.requirements_lock),
+            "lock_sha256": hashlib.sha256(lock).hexdigest(),
+            "pip_requirement": self.pip_requirement(),
+            "conda_lock": str(self.conda_lock) if self.conda_lock.exists() else None,
+        }
+
 
 def all_profiles(envs_dir: Path = ENVS_DIR) -> list[Profile]:
     return [
@@ -97,3 +127,21 @@ def get(name: str, envs_dir: Path = ENVS_DIR) -> Profile:
     if name not in profiles:
         raise LabError(f"unknown profile '{name}'; expected one of: {', '.join(profiles)}")
     return profiles[name]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gymlab.envs.profiles [--envs-dir D] NAME...``: the profiles as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m gymlab.envs.profiles")
+    parser.add_argument("--envs-dir", type=Path, default=ENVS_DIR)
+    parser.add_argument("names", nargs="+")
+    args = parser.parse_args(argv)
+    try:
+        print(json.dumps([get(n, args.envs_dir).describe() for n in args.names]))
+    except LabError as exc:
+        print(f"gymlab: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
