@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import subprocess
 import sys
 import time
@@ -138,3 +139,25 @@ def test_novnc_page_shows_the_environment_in_a_real_browser(host, runtimes, pass
     cart = np.all(pixels < 30, axis=-1)
     assert pole.sum() > 200, "no pole in the noVNC screenshot"
     assert cart.sum() > 500, "no cart in the noVNC screenshot"
+
+
+def test_runtime_containers_are_locked_down(host, runtimes):
+    """Container mode: non-root, no capabilities, no privilege gain, read-only root, limits."""
+    if host.ansible.get_variables().get("gym_runtime_mode", "container") != "container":
+        pytest.skip("runtimes run natively on this host")
+    for index in range(len(runtimes)):
+        name = f"gym-runtime-{index}"
+        config = json.loads(host.check_output(f"docker inspect {name}"))[0]
+        assert config["Config"]["User"].split(":")[0] not in ("", "0", "root")
+        assert config["HostConfig"]["CapDrop"] == ["ALL"]
+        assert "no-new-privileges" in config["HostConfig"]["SecurityOpt"]
+        assert config["HostConfig"]["ReadonlyRootfs"] is True
+        assert config["HostConfig"]["Memory"] > 0
+        status = host.check_output(f"cat /proc/{config['State']['Pid']}/status")
+        uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+        cap_eff = next(line for line in status.splitlines() if line.startswith("CapEff:"))
+        assert uid != 0, "the runtime runs as root on the host"
+        assert cap_eff.split()[1] == "0000000000000000"
+        remap = host.file("/etc/docker/daemon.json").content_string
+        if '"userns-remap"' in remap:
+            assert uid >= 65536, f"uid {uid} is not in a subordinate (remapped) range"
