@@ -38,6 +38,7 @@ MOLECULE_SCENARIOS: dict[str, tuple[str, ...]] = {
     "ubuntu1804": ("ubuntu1804",),
     "gpu-ubuntu1804": ("ubuntu1804",),
     "gpu-debian12": ("debian12",),
+    "containers": ("debian12", "ubuntu1804"),
 }
 PY_SOURCES = "src tests tasks.py plugins examples"
 LINTERS = {
