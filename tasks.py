@@ -274,6 +274,39 @@ def lock(c, env=None, channel=None, check=False):
         raise Exit(code=1)
 
 
+@task(
+    help={
+        "steps": "random-agent steps to play on every runtime (default 100)",
+        "out": "where to write the screenshot (default: reports/demo-sandbox.png)",
+    }
+)
+@one_line_errors
+def demo(c, steps=100, out=None):
+    """The sandbox end to end: provision it, play its runtimes remotely, save a screenshot."""
+    import numpy as np
+    from PIL import Image
+
+    from gymlab.client.vector import RemoteVectorEnv
+    from gymlab.lab import remotes as lab_remotes
+
+    provision(c, host="sandbox")
+    remotes = lab_remotes.remotes_string(DEFAULT_INVENTORY, with_password=True)
+    shot = Path(out or REPO / "reports" / "demo-sandbox.png").resolve()
+    with phase(f"random agent, {steps} steps on every sandbox runtime"):
+        env = RemoteVectorEnv(remotes, mode="lockstep")
+        try:
+            obs, _ = env.reset(seed=0)
+            returns = np.zeros(env.num_envs)
+            for _ in range(int(steps)):
+                obs, rewards, _, _, _ = env.step(env.action_space.sample())
+                returns += rewards
+        finally:
+            env.close()
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(obs[0]).save(shot)
+    print(f"total reward per runtime: {returns.tolist()}; screenshot of runtime 0: {shot}")
+
+
 @task
 @one_line_errors
 def daemon(c):
