@@ -39,6 +39,7 @@ MOLECULE_SCENARIOS: dict[str, tuple[str, ...]] = {
     "gpu-ubuntu1804": ("ubuntu1804",),
     "gpu-debian12": ("debian12",),
     "containers": ("debian12", "ubuntu1804"),
+    "lab": ("debian12",),
 }
 PY_SOURCES = "src tests tasks.py plugins examples"
 LINTERS = {

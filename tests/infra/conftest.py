@@ -14,6 +14,9 @@ def host_var(host, name: str, default):
 @pytest.fixture(scope="module")
 def display(host) -> int:
     """The display number the headless_display role exports as DISPLAY."""
+    if not host.file("/etc/systemd/system/xvfb@.service").exists:
+        # Layer-only scenarios (gpu, containers) converge one playbook, not site.yml.
+        pytest.skip("the headless_display layer was not applied to this host")
     return int(host_var(host, "headless_display_default", 99))
 
 

@@ -27,7 +27,7 @@ from gymlab.lab.proc import run
 IMAGE_REPO = "gymlab/base"
 RECIPE_LABEL = "org.gymlab.recipe"
 # Bumped when the build steps below change in a way the recipe fields do not capture.
-BUILD_STEPS_VERSION = 3
+BUILD_STEPS_VERSION = 4
 
 # Ubuntu's archive key, taken from Debian's ``ubuntu-keyring`` package (trixie, main) and
 # pinned: Debian's own debootstrap carries no Ubuntu keyring.
@@ -175,6 +175,12 @@ def _configure_rootfs(root: Path, recipe: Recipe) -> None:
         link = root / "etc/systemd/system" / unit
         link.unlink(missing_ok=True)
         link.symlink_to("/dev/null")
+    # Only the release suite's lists were fetched, and fresh timestamps would keep Ansible's
+    # cache_valid_time from fetching -updates/-security: hosts must start with no lists at all.
+    lists = root / "var/lib/apt/lists"
+    for entry in lists.iterdir():
+        if entry.is_file():
+            entry.unlink()
     shutil.rmtree(root / "var/cache/apt/archives", ignore_errors=True)
     (root / "var/cache/apt/archives/partial").mkdir(parents=True)
 
