@@ -38,7 +38,7 @@ RENDER = {
 }
 RECORD = {
     "gym": (
-        "import gym, sys; "
+        "import gym, gym.wrappers, sys; "
         "e = gym.wrappers.Monitor(gym.make('CartPole-v0'), sys.argv[1], force=True, "
         "video_callable=lambda i: True); e.reset(); done = False\n"
         "while not done: _, _, done, _ = e.step(e.action_space.sample())\n"
