@@ -27,7 +27,7 @@ from gymlab.lab.proc import run
 IMAGE_REPO = "gymlab/base"
 RECIPE_LABEL = "org.gymlab.recipe"
 # Bumped when the build steps below change in a way the recipe fields do not capture.
-BUILD_STEPS_VERSION = 4
+BUILD_STEPS_VERSION = 5
 
 # Ubuntu's archive key, taken from Debian's ``ubuntu-keyring`` package (trixie, main) and
 # pinned: Debian's own debootstrap carries no Ubuntu keyring.
@@ -181,6 +181,8 @@ def _configure_rootfs(root: Path, recipe: Recipe) -> None:
     for entry in lists.iterdir():
         if entry.is_file():
             entry.unlink()
+    # Ansible's cache_valid_time reads the lists folder's mtime: make it look ancient.
+    os.utime(lists, (0, 0))
     shutil.rmtree(root / "var/cache/apt/archives", ignore_errors=True)
     (root / "var/cache/apt/archives/partial").mkdir(parents=True)
 
