@@ -40,6 +40,8 @@ MOLECULE_SCENARIOS: dict[str, tuple[str, ...]] = {
     "gpu-debian12": ("debian12",),
     "containers": ("debian12", "ubuntu1804"),
     "lab": ("debian12",),
+    "envs-debian12": ("debian12",),
+    "envs-ubuntu1804": ("ubuntu1804",),
 }
 PY_SOURCES = "src tests tasks.py plugins examples"
 LINTERS = {
