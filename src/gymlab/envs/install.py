@@ -30,7 +30,7 @@ class LockMismatch(Exception):
 
 
 def locked_records(lock: Path, platform: str = PLATFORM) -> list[rattler.RepoDataRecord]:
-    env = rattler.LockFile.from_path(str(lock)).default_environment()
+    env = rattler.LockFile.from_path(lock).default_environment()
     if env is None:
         raise LockMismatch(f"{lock}: no default environment")
     matching = [p for p in env.platforms() if p.name == platform]
@@ -52,7 +52,7 @@ def verify(lock: Path, prefix: Path) -> list[str]:
     }
     have = {}
     for meta in sorted((prefix / "conda-meta").glob("*.json")):
-        record = rattler.PrefixRecord.from_path(str(meta))
+        record = rattler.PrefixRecord.from_path(meta)
         have[record.name.normalized] = _identity(
             record.name.normalized, record.version, record.build, record.sha256
         )

@@ -27,7 +27,7 @@ async def solve(channels: list[str], specs: list[str], subdir: str) -> list[dict
     records = await rattler.solve(
         sources=[rattler.Channel(url) for url in channels],
         specs=specs,
-        platforms=[subdir, "noarch"],
+        platforms=[rattler.Platform(subdir), rattler.Platform("noarch")],
         # only the virtual packages conda-lock put in its channel, never this machine's
         virtual_packages=[],
     )
