@@ -114,7 +114,7 @@ def test_login_shell_gets_the_default_toolkit(host, default_version):
     assert re.search(rf"^LD_LIBRARY_PATH=(.*:)?{PREFIX}/cuda/lib64(:|$)", out.stdout, re.M)
 
 
-def test_program_compiled_by_plain_nvcc_runs(host, work):
+def test_program_compiled_by_plain_nvcc_runs(host, toolkits, work):
     build = login(host, f"cd {work} && nvcc -o cuda_check cuda_check.cu")
     assert build.rc == 0, build.stdout + build.stderr
     out = host.check_output(f"{work}/cuda_check")
