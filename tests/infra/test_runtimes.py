@@ -21,6 +21,7 @@ import yaml
 from PIL import Image
 
 from gymlab.client.remotes import Remote
+from gymlab.client.vector import RemoteVectorEnv
 from gymlab.client.vnc import VNCAuthenticationError, VNCConnection
 from gymlab.lab import remotes as lab_remotes
 from gymlab.rewarder.client import RewarderClient, RewarderRefused
@@ -100,25 +101,34 @@ def test_rewarder_answers_ping_and_refuses_a_wrong_password(runtimes, password):
             run(_ping(remote, password + "x"))
 
 
-def test_killed_runtime_is_restarted_by_systemd(host, runtimes, password):
+def test_killed_runtime_is_restarted_and_a_connected_client_recovers(host, runtimes, password):
+    """SIGKILL runtime 0 under a connected RemoteVectorEnv: systemd restarts it, the client
+    reports the remote's error (never raising), then reconnects and plays on."""
     unit = "gym-runtime@0.service"
-    before = host.check_output(f"systemctl show -p MainPID --value {unit}")
-    host.check_output(f"systemctl kill --signal=SIGKILL --kill-whom=main {unit}")
-    deadline = time.monotonic() + RESTART_DEADLINE_S
-    after = before
-    while time.monotonic() < deadline:
+    remote = runtimes[0]
+    env = RemoteVectorEnv(f"vnc://{remote.name}", password, mode="lockstep")
+    try:
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+        before = host.check_output(f"systemctl show -p MainPID --value {unit}")
+        host.check_output(f"systemctl kill --signal=SIGKILL --kill-whom=main {unit}")
+        saw_error = recovered = False
+        deadline = time.monotonic() + RESTART_DEADLINE_S
+        while time.monotonic() < deadline and not recovered:
+            obs, _, _, _, infos = env.step(env.action_space.sample())
+            failed = "error" in infos and bool(infos["error"][0])
+            saw_error |= failed
+            recovered = (
+                saw_error and not failed and len(np.unique(obs[0].reshape(-1, 3), axis=0)) > 2
+            )
+            time.sleep(0.2)
         after = host.check_output(f"systemctl show -p MainPID --value {unit}")
-        if after not in ("0", before) and host.service(unit).is_running:
-            try:
-                run(_ping(runtimes[0], password))
-                break
-            except Exception:  # still starting: the rewarder is not listening yet
-                pass
-        time.sleep(1)
-    else:
-        pytest.fail(f"{unit} did not come back within {RESTART_DEADLINE_S:.0f}s (PID {after})")
-    restarts = int(host.check_output(f"systemctl show -p NRestarts --value {unit}"))
-    assert restarts >= 1
+    finally:
+        env.close()
+    assert saw_error, "the client never reported the dead remote"
+    assert recovered, f"the client did not recover within {RESTART_DEADLINE_S:.0f}s"
+    assert after not in ("0", before)
+    assert int(host.check_output(f"systemctl show -p NRestarts --value {unit}")) >= 1
 
 
 def test_novnc_page_shows_the_environment_in_a_real_browser(host, runtimes, password):
