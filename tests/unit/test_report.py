@@ -9,22 +9,30 @@ from pathlib import Path
 from gymlab.lab.report import Counts, Phase, SuiteRun, cases_table, junit_cases, junit_counts
 
 
+def junit_of_pytest_run(directory: Path, name: str, source: str) -> Path:
+    """Run a real pytest on ``source`` (saved as ``name``); return its JUnit XML file."""
+    (directory / name).write_text(source)
+    xml = directory / "out.xml"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}",
+         str(directory / name)],
+        capture_output=True,
+        check=False,
+    )  # fmt: skip
+    return xml
+
+
 def test_junit_counts_of_a_real_pytest_run(tmp_path: Path):
-    (tmp_path / "test_sample.py").write_text(
+    xml = junit_of_pytest_run(
+        tmp_path,
+        "test_sample.py",
         "import pytest\n"
         "def test_a(): pass\n"
         "def test_b(): pass\n"
         "def test_c(): assert 1 == 2\n"
         "@pytest.mark.skip(reason='x')\n"
-        "def test_d(): pass\n"
+        "def test_d(): pass\n",
     )
-    xml = tmp_path / "out.xml"
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}",
-         str(tmp_path / "test_sample.py")],
-        capture_output=True,
-        check=False,
-    )  # fmt: skip
     assert junit_counts(xml) == Counts(passed=2, failed=1, skipped=1)
 
 
@@ -47,19 +55,14 @@ def test_summary_counts_failed_phases_without_tests():
 
 
 def test_cases_table_lists_each_check_with_its_outcome(tmp_path: Path):
-    (tmp_path / "test_host.py").write_text(
+    xml = junit_of_pytest_run(
+        tmp_path,
+        "test_host.py",
         "import pytest\n"
         "def test_up(): pass\n"
         "def test_down(): assert False, 'display :99 does not answer'\n"
-        "def test_gpu(): pytest.skip('no NVIDIA device')\n"
+        "def test_gpu(): pytest.skip('no NVIDIA device')\n",
     )
-    xml = tmp_path / "out.xml"
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}",
-         str(tmp_path / "test_host.py")],
-        capture_output=True,
-        check=False,
-    )  # fmt: skip
     cases = junit_cases(xml)
     assert [(c.name, c.outcome) for c in cases] == [
         ("test_host::test_up", "passed"),
