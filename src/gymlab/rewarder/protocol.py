@@ -9,6 +9,7 @@ message shape.
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import time
@@ -40,6 +41,14 @@ CLIENT_METHODS = frozenset({ENV_RESET, CONTROL_PING, ENV_STEP})
 MAX_INCOMING_MESSAGE_BYTES = 64 * 1024
 
 EnvState = Literal["resetting", "running"]
+
+
+class Mode(str, enum.Enum):
+    """How a runtime advances: on its own clock, or one step per ``v0.env.step``."""
+
+    REALTIME = "realtime"
+    LOCKSTEP = "lockstep"
+
 Clock = Callable[[], float]
 
 
