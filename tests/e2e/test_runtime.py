@@ -118,10 +118,11 @@ def test_wrong_password_is_refused(lockstep: RuntimeProcess) -> None:
         async with connect(lockstep.url, additional_headers=auth_headers("wrong")) as ws:
             await expect_refusal(ws, "password")
         async with connect(lockstep.url) as ws:  # no Authorization header at all
-            await expect_refusal(ws, "password")
+            await expect_refusal(ws, "no password given")
 
     run(main())
-    assert "refused 127.0.0.1: wrong or missing password" in lockstep.log
+    assert "refused 127.0.0.1: wrong password" in lockstep.log
+    assert "refused 127.0.0.1: no password given" in lockstep.log
 
 
 def test_second_controller_refused_observer_receives_pushes(lockstep: RuntimeProcess) -> None:

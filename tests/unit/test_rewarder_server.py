@@ -26,7 +26,7 @@ from gymlab.rewarder.client import (
     RewarderRequestError,
     RewarderTimeout,
 )
-from gymlab.rewarder.server import RequestRejected, ResetOutcome, RewarderServer, StepOutcome
+from gymlab.rewarder.server import RequestRejected, RewarderServer
 
 PASSWORD = "open-sesame"
 
@@ -35,57 +35,62 @@ class CountingBackend:
     """Episode of 3 steps, reward 1 per step; reset can be slowed down."""
 
     def __init__(self) -> None:
-        self.episode = p.EpisodeCounter()
-        self.episode.begin_reset()
-        self.episode.finish_reset()
         self.frame = 1
         self.steps = 0
         self.reset_delay = 0.0
+        self.step_delay = 0.0
+        self.steps_served = 0
         self.server: RewarderServer | None = None
 
-    @property
-    def episode_id(self) -> int:
-        return self.episode.episode_id
+    def describe(self) -> p.Describe:
+        return p.Describe(
+            env_id="Count-v0",
+            fps=60.0,
+            action_space={"type": "Discrete", "n": 2, "start": 0},
+            frame_shape=(4, 6, 3),
+            mode=p.Mode.LOCKSTEP,
+        )
 
-    def describe_body(self) -> dict[str, Any]:
-        return {
-            "env_id": "Count-v0",
-            "env_state": self.episode.state,
-            "fps": 60.0,
-            "action_space": {"type": "Discrete", "n": 2, "start": 0},
-            "frame_shape": [4, 6, 3],
-            "mode": "lockstep",
-        }
-
-    async def reset(self, request: p.ResetRequest) -> ResetOutcome:
+    async def reset(self, request: p.Reset) -> p.ResetReply:
         if request.env_id not in (None, "Count-v0"):
             raise RequestRejected(f"unknown env {request.env_id}")
-        self.episode.begin_reset(request.episode_id_hint)
         assert self.server is not None
-        self.server.push_describe()
-        await asyncio.sleep(self.reset_delay)
-        self.frame += 1
-        self.steps = 0
-        self.episode.finish_reset()
-        self.server.push_describe()
-        return ResetOutcome(self.episode_id, self.frame)
+        with self.server.resetting(request.episode_id) as episode_id:
+            await asyncio.sleep(self.reset_delay)
+            self.frame += 1
+            self.steps = 0
+        return p.ResetReply(episode_id=episode_id, frame=self.frame)
 
-    async def step(self, request: p.StepRequest) -> StepOutcome:
+    async def step(self, request: p.Step) -> p.StepReply:
         assert self.server is not None
         if request.action == "boom":
             raise RuntimeError("backend bug")
+        time.sleep(self.step_delay)  # a slow env that does not yield (the worst case)
+        self.steps_served += 1
         self.frame += 1
         self.steps += 1
         done = self.steps >= 3
-        eid = self.episode_id
-        self.server.push_reward(
-            reward=1.0, terminated=done, truncated=False, info={}, frame=self.frame, episode_id=eid
-        )
+        eid = self.server.episodes.episode_id
+        self.server.push(p.Reward(reward=1.0, terminated=done, frame=self.frame, episode_id=eid))
         if done:
-            self.episode.begin_reset()
-            self.episode.finish_reset()
-            self.steps = 0
-        return StepOutcome(self.frame, 1.0, done, False, {"a": request.action}, self.episode_id)
+            with self.server.resetting():
+                self.steps = 0
+        return p.StepReply(
+            frame=self.frame,
+            reward=1.0,
+            terminated=done,
+            info={"a": request.action},
+            episode_id=self.server.episodes.episode_id,
+        )
+
+
+def start_server(
+    mode: p.Mode = p.Mode.LOCKSTEP, **kwargs: Any
+) -> tuple[CountingBackend, RewarderServer]:
+    backend = CountingBackend()
+    server = RewarderServer(backend, password=PASSWORD, port=0, mode=mode, **kwargs)
+    backend.server = server
+    return backend, server
 
 
 def auth(password: str) -> dict[str, str]:
@@ -106,9 +111,7 @@ def run(coro: Any) -> Any:
 
 def test_client_conversation() -> None:
     async def main() -> None:
-        backend = CountingBackend()
-        server = RewarderServer(backend, password=PASSWORD, port=0, lockstep=True)
-        backend.server = server
+        backend, server = start_server()
         await server.start()
         client = await RewarderClient.connect("127.0.0.1", server.port, PASSWORD, timeout=5)
         try:
@@ -119,7 +122,7 @@ def test_client_conversation() -> None:
             assert 0 < await client.ping() < 1
             eid = await client.reset(seed=1)
             assert eid == 2
-            assert client.describe.state == "running"
+            assert client.describe.env_state is p.EnvState.RUNNING
             results = [await client.step(1) for _ in range(3)]
             assert [r.frame for r in results] == [3, 4, 5]
             assert results[2].terminated and results[2].episode_id == 3
@@ -138,9 +141,7 @@ def test_client_conversation() -> None:
 
 def test_wrong_password_close_message_then_1000() -> None:
     async def main() -> None:
-        backend = CountingBackend()
-        server = RewarderServer(backend, password=PASSWORD, port=0)
-        backend.server = server
+        backend, server = start_server()
         await server.start()
         try:
             async with connect(
@@ -160,20 +161,41 @@ def test_wrong_password_close_message_then_1000() -> None:
     run(main())
 
 
-def test_failed_attempts_are_rate_limited() -> None:
+def test_failed_attempts_hold_the_address_briefly_and_say_why() -> None:
     async def main() -> None:
-        backend = CountingBackend()
-        limiter = FailedAttemptLimiter(max_failures=2, window=60)
-        server = RewarderServer(backend, password=PASSWORD, port=0, limiter=limiter)
-        backend.server = server
+        limiter = FailedAttemptLimiter(free_failures=2, window=60, hold=1.0)
+        backend, server = start_server(limiter=limiter)
         await server.start()
         try:
-            for _ in range(2):
+            for _ in range(3):
                 with pytest.raises(RewarderRefused, match="password"):
                     await RewarderClient.connect("127.0.0.1", server.port, "bad", timeout=5)
-            # now even the right password is turned away at the HTTP upgrade
-            with pytest.raises(RewarderRefused, match="429"):
-                await RewarderClient.connect("127.0.0.1", server.port, PASSWORD, timeout=5)
+            # held: a client that cannot wait is told why and for how long
+            with pytest.raises(
+                RewarderRefused, match=r"too many failed attempts from 127\.0\.0\.1; retry in 1 s"
+            ):
+                await RewarderClient.connect("127.0.0.1", server.port, PASSWORD, timeout=0.5)
+            # one that can wait gets in with the right password once the hold is over
+            start = time.monotonic()
+            client = await RewarderClient.connect("127.0.0.1", server.port, PASSWORD, timeout=5)
+            assert time.monotonic() - start < 2.0
+            await client.close()
+        finally:
+            await server.close()
+
+    run(main())
+
+
+def test_missing_password_is_named_as_such() -> None:
+    async def main() -> None:
+        backend, server = start_server()
+        await server.start()
+        try:
+            async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                first = json.loads(await ws.recv())
+                assert first["body"]["message"] == "no password given"
+            with pytest.raises(RewarderRefused, match="no password given"):
+                await RewarderClient.connect("127.0.0.1", server.port, "", timeout=5)
         finally:
             await server.close()
 
@@ -182,9 +204,7 @@ def test_failed_attempts_are_rate_limited() -> None:
 
 def test_one_controller_many_observers() -> None:
     async def main() -> None:
-        backend = CountingBackend()
-        server = RewarderServer(backend, password=PASSWORD, port=0, lockstep=True)
-        backend.server = server
+        backend, server = start_server()
         await server.start()
         controller = await RewarderClient.connect("127.0.0.1", server.port, PASSWORD)
         observers = [
@@ -198,8 +218,8 @@ def test_one_controller_many_observers() -> None:
             await controller.step(0)
             for obs in observers:
                 await obs.ping()  # observers may ping (and the reply follows the reward push)
-            with pytest.raises(RewarderRequestError, match="observers"):
-                await observers[0].reset()  # but not control
+            with pytest.raises(p.LocalProtocolError, match="observers"):
+                await observers[0].reset()  # but not control: their own protocol refuses
             for obs in observers:
                 popped = obs.pop_rewards()
                 assert (popped.reward, popped.info["stats.reward.count"]) == (1.0, 1)
@@ -220,9 +240,7 @@ def test_one_controller_many_observers() -> None:
 
 def test_errors_keep_connection_and_oversized_closes() -> None:
     async def main() -> None:
-        backend = CountingBackend()
-        server = RewarderServer(backend, password=PASSWORD, port=0, lockstep=False)
-        backend.server = server
+        backend, server = start_server(p.Mode.REALTIME)
         await server.start()
         try:
             async with connect(
@@ -250,9 +268,7 @@ def test_errors_keep_connection_and_oversized_closes() -> None:
 
 def test_reset_timeout_and_connection_lost() -> None:
     async def main() -> None:
-        backend = CountingBackend()
-        server = RewarderServer(backend, password=PASSWORD, port=0, lockstep=True)
-        backend.server = server
+        backend, server = start_server()
         await server.start()
         client = await RewarderClient.connect("127.0.0.1", server.port, PASSWORD)
         try:

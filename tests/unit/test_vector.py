@@ -17,9 +17,9 @@ from gymlab.client.actions import (
     parse_events,
 )
 from gymlab.client.loop import LoopThread
-from gymlab.client.session import Backoff, StepOutcome, lockstep_outcome, realtime_outcome
+from gymlab.client.session import Backoff, RemoteStep, lockstep_outcome, realtime_outcome
 from gymlab.client.vector import NotConfiguredError, RemoteVectorEnv
-from gymlab.rewarder.client import StepResult
+from gymlab.rewarder import protocol as p
 from gymlab.rewarder.reward_buffer import RewardBuffer
 from gymlab.rfb.keysyms import keysym
 from gymlab.runtime.keymaps import keymap_for
@@ -33,17 +33,17 @@ def test_realtime_rewards_accumulate_and_done_closes_the_episode() -> None:
     for _ in range(3):
         buffer.push(1.0, False, {"k": 1}, episode_id=3)
     out = realtime_outcome(FRAME, buffer.pop(), truncated)
-    assert (out.reward, out.terminated, out.truncated) == (3.0, False, False)
-    assert out.info["stats.reward.count"] == 3 and out.info["episode_id"] == 3
+    assert (out.result.reward, out.result.terminated, out.result.truncated) == (3.0, False, False)
+    assert out.result.info["stats.reward.count"] == 3 and out.result.info["episode_id"] == 3
     assert out.final_info is None
     # the end of episode 3 and the first reward of 4 arrive before the next pop
     buffer.push(1.0, True, {}, episode_id=3)
     buffer.push(1.0, False, {}, episode_id=4)
     out = realtime_outcome(FRAME, buffer.pop(), truncated)
-    assert (out.reward, out.terminated, out.truncated) == (1.0, True, False)
+    assert (out.result.reward, out.result.terminated, out.result.truncated) == (1.0, True, False)
     assert out.final_info is not None and out.final_info["episode_id"] == 3
     out = realtime_outcome(FRAME, buffer.pop(), truncated)
-    assert (out.reward, out.terminated, out.info["episode_id"]) == (1.0, False, 4)
+    assert (out.result.reward, out.result.terminated, out.result.info["episode_id"]) == (1.0, False, 4)
 
 
 def test_realtime_truncation_is_told_apart_from_termination() -> None:
@@ -51,17 +51,17 @@ def test_realtime_truncation_is_told_apart_from_termination() -> None:
     truncated = {1}  # the rewarder listener saw truncated=True for episode 1
     buffer.push(1.0, True, {}, episode_id=1)
     out = realtime_outcome(FRAME, buffer.pop(), truncated)
-    assert (out.terminated, out.truncated) == (False, True)
+    assert (out.result.terminated, out.result.truncated) == (False, True)
     assert truncated == set()
 
 
 def test_nothing_arrived_gives_zero_reward() -> None:
     out = realtime_outcome(FRAME, RewardBuffer(episode_id=2).pop(), set())
-    assert (out.reward, out.terminated, out.info["stats.reward.count"]) == (0.0, False, 0)
+    assert (out.result.reward, out.result.terminated, out.result.info["stats.reward.count"]) == (0.0, False, 0)
 
 
 def test_lockstep_outcome_keeps_terminal_info() -> None:
-    reply = StepResult(
+    reply = p.StepReply(
         frame=9,
         reward=1.0,
         terminated=True,
@@ -70,7 +70,7 @@ def test_lockstep_outcome_keeps_terminal_info() -> None:
         episode_id=3,
     )
     out = lockstep_outcome(FRAME, reply)
-    assert (out.reward, out.terminated, out.info["frame"], out.info["episode_id"]) == (
+    assert (out.result.reward, out.result.terminated, out.result.info["frame"], out.result.info["episode_id"]) == (
         1.0,
         True,
         9,
@@ -90,9 +90,9 @@ def test_collate_batches_and_masks_same_step_autoreset() -> None:
     env = _unconfigured(3)
     final = {"terminal_episode_id": 5, "episode_id": 6}
     outcomes = [
-        StepOutcome(FRAME, 1.0, info={"episode_id": 1}),
-        StepOutcome(FRAME + 1, 1.0, terminated=True, info=dict(final), final_info=final),
-        StepOutcome(FRAME * 0, 0.0, truncated=True, info={"error": "remote 2: gone"}),
+        RemoteStep(FRAME, p.StepResult(reward=1.0, info={"episode_id": 1})),
+        RemoteStep(FRAME + 1, p.StepResult(reward=1.0, terminated=True, info=dict(final))),
+        RemoteStep(FRAME * 0, p.StepResult(truncated=True, info={"error": "remote 2: gone"})),
     ]
     obs, rewards, terms, truncs, infos = env._collate(outcomes)
     assert obs.shape == (3, *FRAME.shape) and obs.dtype == np.uint8
@@ -100,7 +100,8 @@ def test_collate_batches_and_masks_same_step_autoreset() -> None:
     assert rewards.tolist() == [1.0, 1.0, 0.0]
     assert terms.tolist() == [False, True, False]
     assert truncs.tolist() == [False, False, True]
-    assert infos["_final_info"].tolist() == [False, True, False]
+    # every ended episode has a final_info, a remote that went down (truncated) too
+    assert infos["_final_info"].tolist() == [False, True, True]
     assert infos["final_obs"][1] is None  # the runtime replaced the terminal frame
     assert infos["final_info"]["terminal_episode_id"][1] == 5
     assert infos["_error"].tolist() == [False, False, True]

@@ -1,6 +1,6 @@
 """One remote as seen by the vector env: its VNC and rewarder connections, on one asyncio loop.
 
-:class:`RemoteSession` turns connection failures into :class:`StepOutcome` values with an
+:class:`RemoteSession` turns connection failures into :class:`RemoteStep` values with an
 ``error`` instead of exceptions, and reconnects in the background with exponential backoff
 (:class:`Backoff`). Everything here runs on the client's event loop thread.
 """
@@ -13,8 +13,8 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +31,6 @@ from gymlab.client.remotes import Remote
 from gymlab.client.vnc import VNCConnection, VNCError, VNCTimeoutError
 from gymlab.rewarder import protocol as p
 from gymlab.rewarder.client import (
-    EnvDescription,
     RewarderClient,
     RewarderError,
     RewarderRequestError,
@@ -42,7 +41,6 @@ from gymlab.runtime.keymaps import UnknownKeyMap, keymap_for
 
 log = logging.getLogger("gymlab.client")
 
-Mode = Literal["lockstep", "realtime"]
 #: Errors that mean "this remote is unusable now" (reconnect), never a bug of ours.
 REMOTE_ERRORS: tuple[type[BaseException], ...] = (
     RewarderError,
@@ -68,16 +66,22 @@ class RemoteResetTimeout(RemoteError, TimeoutError):
 
 
 @dataclass(frozen=True)
-class StepOutcome:
-    """One remote's share of a vector step (or reset, with reward 0 and no done)."""
+class RemoteStep:
+    """One remote's share of a vector step (or reset): its observation and step result.
+
+    ``result`` is the runtime's :class:`~gymlab.rewarder.protocol.StepReply` in lockstep,
+    the rewards that arrived since the last step (as a pushed
+    :class:`~gymlab.rewarder.protocol.Reward`) in real time, and a bare
+    :class:`~gymlab.rewarder.protocol.StepResult` for resets and a remote that is down.
+    """
 
     obs: np.ndarray
-    reward: float = 0.0
-    terminated: bool = False
-    truncated: bool = False
-    info: dict[str, Any] = field(default_factory=dict)
-    #: set when the episode ended this step: the info of the finished episode
-    final_info: dict[str, Any] | None = None
+    result: p.StepResult
+
+    @property
+    def final_info(self) -> dict[str, Any] | None:
+        """The finished episode's info when it ended this step."""
+        return dict(self.result.info) if self.result.done else None
 
 
 @dataclass
@@ -103,10 +107,10 @@ class Backoff:
 
 def realtime_outcome(
     obs: np.ndarray, popped: PoppedReward, truncated_episodes: set[int]
-) -> StepOutcome:
+) -> RemoteStep:
     """Turn what the reward buffer popped into a step result (real-time mode).
 
-    The pushed rewards only carry ``done``; the rewarder client's listener notes which
+    The buffer keeps Universe's single ``done``; the rewarder client's listener notes which
     episodes ended by truncation, so ``done`` splits into terminated/truncated here.
     """
     info = dict(popped.info)
@@ -114,35 +118,24 @@ def realtime_outcome(
     truncated = popped.done and popped.episode_id in truncated_episodes
     if popped.done and popped.episode_id is not None:
         truncated_episodes.discard(popped.episode_id)
-    final = dict(info) if popped.done else None
-    return StepOutcome(
-        obs=obs,
+    result = p.Reward(
         reward=popped.reward,
         terminated=popped.done and not truncated,
         truncated=truncated,
         info=info,
-        final_info=final,
+        episode_id=popped.episode_id,
     )
+    return RemoteStep(obs, result)
 
 
-def lockstep_outcome(obs: np.ndarray, reply: Any) -> StepOutcome:
-    """Turn a lockstep step reply (:class:`gymlab.rewarder.client.StepResult`) into a result.
+def lockstep_outcome(obs: np.ndarray, reply: p.StepReply) -> RemoteStep:
+    """The remote's step: the runtime's reply, with its episode and frame in ``info``.
 
     On done the runtime has already auto-reset: ``obs`` is the new episode's first frame and
     the reply's info names the terminal frame and episode.
     """
-    info = dict(reply.info)
-    info["episode_id"] = reply.episode_id
-    info["frame"] = reply.frame
-    done = reply.terminated or reply.truncated
-    return StepOutcome(
-        obs=obs,
-        reward=float(reply.reward),
-        terminated=bool(reply.terminated),
-        truncated=bool(reply.truncated),
-        info=info,
-        final_info=dict(info) if done else None,
-    )
+    info = {**reply.info, "episode_id": reply.episode_id, "frame": reply.frame}
+    return RemoteStep(obs, replace(reply, info=info))
 
 
 class RemoteSession:
@@ -154,7 +147,7 @@ class RemoteSession:
         remote: Remote,
         password: str | None,
         *,
-        mode: Mode | None,
+        mode: p.Mode | None,
         env_id: str | None = None,
         fps: float | None = None,
         connect_timeout: float = 10.0,
@@ -182,14 +175,14 @@ class RemoteSession:
         self.on_reward = on_reward
         self.vnc: VNCConnection | None = None
         self.rewarder: RewarderClient | None = None
-        self.description: EnvDescription | None = None
+        self.description: p.Describe | None = None
         self.held: list[int] = []
         self.last_error: str | None = None
         self.down = False
         self.reconnects = 0
         self._reconnect_task: asyncio.Task[None] | None = None
         self._monitor_task: asyncio.Task[None] | None = None
-        self._reconnected: StepOutcome | None = None
+        self._reconnected: RemoteStep | None = None
         self._truncated_episodes: set[int] = set()
         self._mapper: KeyActionMapper | None = None
         self._blank: np.ndarray | None = None
@@ -211,7 +204,7 @@ class RemoteSession:
 
     # ----- connections ---------------------------------------------------------------------
 
-    async def connect(self) -> EnvDescription:
+    async def connect(self) -> p.Describe:
         """Connect the rewarder then VNC; raises :class:`RemoteConnectError` naming the remote."""
         await self.close_connections()
         try:
@@ -236,13 +229,14 @@ class RemoteSession:
         assert description is not None  # connect() waits for the first describe
         self.description = description
         if self.mode is None:
-            self.mode = "lockstep" if description.mode == "lockstep" else "realtime"
-        elif description.mode is not None and description.mode != self.mode:
+            self.mode = description.mode or p.Mode.REALTIME  # a Universe runtime: real time
+        elif description.mode is not None and description.mode is not self.mode:
             await self.close_connections()
             raise RemoteConnectError(
-                f"{self.name} runs in {description.mode} mode, but mode={self.mode!r} was asked"
+                f"{self.name} runs in {description.mode.value} mode,"
+                f" but mode={self.mode.value!r} was asked"
             )
-        if self.mode == "realtime":
+        if self.mode is p.Mode.REALTIME:
             await self.vnc.start_streaming()
             if self.on_update is not None:
                 self._monitor_task = asyncio.create_task(self._monitor(self.vnc))
@@ -337,7 +331,7 @@ class RemoteSession:
 
     # ----- episodes ------------------------------------------------------------------------
 
-    async def reset(self, seed: int | None = None) -> StepOutcome:
+    async def reset(self, seed: int | None = None) -> RemoteStep:
         """(Re)connect if needed, reset the remote's env and return its first frame.
 
         Stops a background reconnect first. Raises :class:`RemoteError` naming the remote.
@@ -356,7 +350,7 @@ class RemoteSession:
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.create_task(self._reconnect())
 
-    async def _reset(self, seed: int | None) -> StepOutcome:
+    async def _reset(self, seed: int | None) -> RemoteStep:
         try:
             if not self.connected:
                 await self.connect()
@@ -368,7 +362,7 @@ class RemoteSession:
             )
             obs = await (
                 self._lockstep_frame()
-                if self.mode == "lockstep"
+                if self.mode is p.Mode.LOCKSTEP
                 else self._realtime_frame(after_reset=True)
             )
         except REMOTE_ERRORS as exc:
@@ -386,7 +380,7 @@ class RemoteSession:
         self.description = self.rewarder.describe or self.description
         self.backoff.reset()
         self._configure_keys()
-        return StepOutcome(obs=obs, info={"episode_id": episode})
+        return RemoteStep(obs, p.StepResult(info={"episode_id": episode}))
 
     def _configure_keys(self) -> None:
         env_id = self.description.env_id if self.description else None
@@ -422,16 +416,16 @@ class RemoteSession:
             )
         return self._mapper.events(action, self.held)
 
-    def _fault(self, exc: BaseException) -> StepOutcome:
+    def _fault(self, exc: BaseException) -> RemoteStep:
         """Mark the remote down, start reconnecting, and end its episode with the error."""
         self.last_error = f"{self.name}: {type(exc).__name__}: {exc}"
         log.warning("%s failed, reconnecting in the background: %s", self.name, exc)
         self.start_reconnect()
         return self._down_outcome()
 
-    def _down_outcome(self) -> StepOutcome:
+    def _down_outcome(self) -> RemoteStep:
         info = {"error": self.last_error or f"{self.name} is down", "remote_down": True}
-        return StepOutcome(obs=self.blank(), truncated=True, info=info, final_info=dict(info))
+        return RemoteStep(self.blank(), p.StepResult(truncated=True, info=info))
 
     async def _reconnect(self) -> None:
         await self.close_connections()
@@ -444,12 +438,12 @@ class RemoteSession:
                 log.info("%s still down: %s", self.name, exc)
                 continue
             self.reconnects += 1
-            info = {**outcome.info, "reconnected": True}
-            self._reconnected = StepOutcome(obs=outcome.obs, info=info)
+            info = {**outcome.result.info, "reconnected": True}
+            self._reconnected = RemoteStep(outcome.obs, p.StepResult(info=info))
             log.info("%s is back (reconnect %d)", self.name, self.reconnects)
             return
 
-    async def step_lockstep(self, action: Any) -> StepOutcome:
+    async def step_lockstep(self, action: Any) -> RemoteStep:
         """Lockstep: one ``v0.env.step``, then the pixels of that frame. Never raises for faults."""
         if self._reconnected is not None:
             outcome, self._reconnected = self._reconnected, None
@@ -463,7 +457,7 @@ class RemoteSession:
         except RewarderRequestError as exc:
             # the runtime refused this action; the connection is fine
             info = {"error": f"{self.name}: {exc}"}
-            return StepOutcome(obs=self.blank(), truncated=True, info=info, final_info=info)
+            return RemoteStep(self.blank(), p.StepResult(truncated=True, info=info))
         except REMOTE_ERRORS as exc:
             return self._fault(exc)
         return lockstep_outcome(obs, reply)
@@ -478,7 +472,7 @@ class RemoteSession:
             return exc
         return None
 
-    def observe_realtime(self, failure: BaseException | None = None) -> StepOutcome:
+    def observe_realtime(self, failure: BaseException | None = None) -> RemoteStep:
         """Real-time: the latest streamed frame and the rewards since the last step."""
         if self._reconnected is not None:
             outcome, self._reconnected = self._reconnected, None

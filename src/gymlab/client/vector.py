@@ -44,15 +44,22 @@ from gymlab.client.loop import LoopThread
 from gymlab.client.remotes import RemotesSpec, parse_remotes
 from gymlab.client.session import (
     Backoff,
-    Mode,
     RemoteError,
     RemoteResetTimeout,
     RemoteSession,
+    RemoteStep,
     RewardHook,
-    StepOutcome,
     UpdateHook,
 )
+from gymlab.rewarder.protocol import Mode
 from gymlab.rewarder.spaces import space_from_json
+
+
+def _mode(value: Mode | str) -> Mode:
+    try:
+        return Mode(value)
+    except ValueError:
+        raise ValueError(f"mode must be 'lockstep' or 'realtime', got {value!r}") from None
 
 
 class NotConfiguredError(RuntimeError):
@@ -101,7 +108,7 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
     ) -> None:
         self._password = password
         self.env_id = env_id
-        self.mode: Mode | None = mode
+        self.mode: Mode | None = None if mode is None else _mode(mode)
         self.fps = fps
         self.connect_timeout = connect_timeout
         self.reset_timeout = reset_timeout
@@ -141,7 +148,7 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
                 not key.endswith("_timeout") and key != "reconnect_backoff"
             ):
                 raise TypeError(f"configure() got an unexpected option {key!r}")
-            setattr(self, key, value)
+            setattr(self, key, _mode(value) if key == "mode" and value is not None else value)
         spec = parse_remotes(remotes, password if password is not None else self._password)
         if self.sessions:
             self._shutdown()
@@ -251,8 +258,8 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         obs, _, _, _, infos = self._collate(outcomes)
         return obs, infos
 
-    async def _reset_all(self, seeds: list[int | None]) -> list[StepOutcome]:
-        async def one(session: RemoteSession, seed: int | None) -> StepOutcome:
+    async def _reset_all(self, seeds: list[int | None]) -> list[RemoteStep]:
+        async def one(session: RemoteSession, seed: int | None) -> RemoteStep:
             try:
                 return await asyncio.wait_for(session.reset(seed), self.reset_timeout)
             except asyncio.TimeoutError:
@@ -271,14 +278,14 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        return [r for r in results if isinstance(r, StepOutcome)]
+        return [r for r in results if isinstance(r, RemoteStep)]
 
     def step(
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step every remote at once; see the module docstring for modes and faults."""
         loop = self._require()
-        if self.mode == "lockstep":
+        if self.mode is Mode.LOCKSTEP:
             per_env = self._split_actions(actions)
             outcomes = loop.run(self._step_lockstep(per_env), self.step_timeout * 3 + 10)
         else:
@@ -305,14 +312,14 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
             per_env = list(iterate(self.action_space, actions))
         return [s.realtime_events(a) for s, a in zip(self.sessions, per_env, strict=True)]
 
-    async def _step_lockstep(self, actions: list[Any]) -> list[StepOutcome]:
+    async def _step_lockstep(self, actions: list[Any]) -> list[RemoteStep]:
         return list(
             await asyncio.gather(
                 *(s.step_lockstep(a) for s, a in zip(self.sessions, actions, strict=True))
             )
         )
 
-    async def _step_realtime(self, events: list[Any]) -> list[StepOutcome]:
+    async def _step_realtime(self, events: list[Any]) -> list[RemoteStep]:
         failures = await asyncio.gather(
             *(s.act_realtime(e) for s, e in zip(self.sessions, events, strict=True))
         )
@@ -325,7 +332,7 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         return [s.observe_realtime(f) for s, f in zip(self.sessions, failures, strict=True)]
 
     def _collate(
-        self, outcomes: list[StepOutcome]
+        self, outcomes: list[RemoteStep]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         assert self._obs is not None
         infos: dict[str, Any] = {}
@@ -337,15 +344,16 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
                 self._obs[i] = outcome.obs
             else:  # a remote came back with another size: keep the batch shape
                 self._obs[i] = 0
-                outcome.info.setdefault("error", f"remote {i}: frame {outcome.obs.shape}")
-            rewards[i] = outcome.reward
-            terminations[i] = outcome.terminated
-            truncations[i] = outcome.truncated
-            if outcome.final_info is not None:
+                outcome.result.info.setdefault("error", f"remote {i}: frame {outcome.obs.shape}")
+            result = outcome.result
+            rewards[i] = result.reward
+            terminations[i] = result.terminated
+            truncations[i] = result.truncated
+            if result.done:
                 infos = self._add_info(
                     infos, {"final_obs": None, "final_info": outcome.final_info}, i
                 )
-            infos = self._add_info(infos, outcome.info, i)
+            infos = self._add_info(infos, result.info, i)
         return self._obs.copy(), rewards, terminations, truncations, infos
 
     def render(self) -> tuple[np.ndarray, ...] | None:
@@ -381,4 +389,5 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
 
     def __repr__(self) -> str:
         where = str(self.spec_remotes) if self.spec_remotes else "unconfigured"
-        return f"RemoteVectorEnv({where}, mode={self.mode})"
+        mode = self.mode.value if self.mode is not None else None
+        return f"RemoteVectorEnv({where}, mode={mode})"

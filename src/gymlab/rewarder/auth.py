@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import math
 from collections import OrderedDict, deque
+from dataclasses import dataclass
 
 
 def basic_authorization(password: str) -> str:
@@ -32,46 +34,64 @@ def check_basic_authorization(header: str | None, password: str) -> bool:
     return hmac.compare_digest(user, password.encode())
 
 
-class FailedAttemptLimiter:
-    """Per-peer count of failed attempts in a sliding window, with bounded memory.
+@dataclass
+class _Address:
+    failures: deque[float]
+    held_until: float = 0.0
 
-    A peer with ``max_failures`` failures within ``window`` seconds is
-    blocked until the oldest of them ages out. At most ``max_peers`` peers
-    are tracked; the least recently seen is forgotten first.
+
+class FailedAttemptLimiter:
+    """Slows password guessing per address without ever locking the owner out for long.
+
+    The first ``free_failures`` failures within ``window`` seconds cost nothing; after
+    that, each failure holds the address for ``hold`` seconds, during which its attempts
+    are refused unchecked (and do not extend the hold). So a guesser on one address gets
+    at most ``free_failures + window / hold`` guesses per window (35 a minute with the
+    defaults), while the right password, typed after a few typos from the same address
+    (every client of a loopback runtime is 127.0.0.1), waits at most ``hold`` seconds.
+    At most ``max_peers`` addresses are tracked; the least recently seen goes first.
     """
 
-    def __init__(self, max_failures: int = 5, window: float = 60.0, max_peers: int = 1024) -> None:
-        self.max_failures = max_failures
+    def __init__(
+        self,
+        free_failures: int = 5,
+        window: float = 60.0,
+        hold: float = 2.0,
+        max_peers: int = 1024,
+    ) -> None:
+        self.free_failures = free_failures
         self.window = window
+        self.hold = hold
         self.max_peers = max_peers
-        self._peers: OrderedDict[str, deque[float]] = OrderedDict()
+        self._peers: OrderedDict[str, _Address] = OrderedDict()
 
-    def _recent(self, peer: str, now: float) -> deque[float] | None:
-        times = self._peers.get(peer)
-        if times is None:
-            return None
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if not times:
-            del self._peers[peer]
-            return None
-        return times
+    def retry_after(self, peer: str, now: float) -> float:
+        """Seconds until ``peer`` may try again; 0 when it may try now."""
+        entry = self._peers.get(peer)
+        return 0.0 if entry is None else max(0.0, entry.held_until - now)
 
-    def is_blocked(self, peer: str, now: float) -> bool:
-        """True when ``peer`` must be turned away without checking credentials."""
-        times = self._recent(peer, now)
-        return times is not None and len(times) >= self.max_failures
-
-    def record_failure(self, peer: str, now: float) -> int:
-        """Count one failure; returns the peer's failures within the window."""
-        times = self._recent(peer, now)
-        if times is None:
-            times = self._peers[peer] = deque(maxlen=self.max_failures)
+    def record_failure(self, peer: str, now: float) -> float:
+        """Count one failed attempt; returns the hold it puts on ``peer`` (0 if none)."""
+        entry = self._peers.get(peer)
+        if entry is None:
+            entry = self._peers[peer] = _Address(deque(maxlen=self.free_failures + 1))
         self._peers.move_to_end(peer)
-        times.append(now)
+        while entry.failures and entry.failures[0] <= now - self.window:
+            entry.failures.popleft()
+        entry.failures.append(now)
         while len(self._peers) > self.max_peers:
             self._peers.popitem(last=False)
-        return len(times)
+        if len(entry.failures) <= self.free_failures:
+            return 0.0
+        entry.held_until = now + self.hold
+        return self.hold
+
+    def refusal(self, peer: str, now: float) -> str | None:
+        """The one-line reason to refuse ``peer`` now, or None when it may try."""
+        wait = self.retry_after(peer, now)
+        if wait <= 0:
+            return None
+        return f"too many failed attempts from {peer}; retry in {math.ceil(wait)} s"
 
     def __len__(self) -> int:
         return len(self._peers)

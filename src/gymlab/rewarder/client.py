@@ -1,7 +1,7 @@
 """Asyncio rewarder client.
 
 One reader task decodes every server frame with
-:class:`gymlab.rewarder.protocol.ClientConnection`: replies resolve the
+:class:`gymlab.rewarder.protocol.Connection`: replies resolve the
 request futures (matched by ``parent_message_id``), rewards go into a
 :class:`RewardBuffer`, describes update :attr:`RewarderClient.describe`.
 Every wait is bounded by a timeout.
@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection as WsConnection
@@ -27,8 +27,11 @@ from gymlab.rewarder.reward_buffer import PoppedReward, RewardBuffer
 
 log = logging.getLogger("gymlab.rewarder.client")
 
-#: Server frames can carry observations; allow more than the server accepts.
-CLIENT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Texts kept (the newest), and the longest text kept whole.
+MAX_TEXTS = 64
+MAX_TEXT_CHARS = 64 * 1024
+#: Invalid server messages logged per connection (the rest only counted).
+MAX_LOGGED_INVALID = 5
 
 
 class RewarderError(Exception):
@@ -51,62 +54,38 @@ class RewarderRequestError(RewarderError):
     """The server answered a request with ``v0.reply.error``."""
 
 
-@dataclass(frozen=True)
-class EnvDescription:
-    """The latest ``v0.env.describe`` (gymlab extras decoded when present)."""
-
-    env_id: str | None
-    state: str | None
-    fps: float | None
-    episode_id: int | None
-    action_space: dict[str, Any] | None
-    frame_shape: tuple[int, ...] | None
-    mode: str | None
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """A lockstep step's reply."""
-
-    frame: int
-    reward: float
-    terminated: bool
-    truncated: bool
-    info: dict[str, Any]
-    episode_id: int | None
-
-
-def _description(event: p.Describe) -> EnvDescription:
-    body = event.body
-    shape = body.get("frame_shape")
-    space = body.get("action_space")
-    return EnvDescription(
-        env_id=event.env_id,
-        state=event.env_state,
-        fps=event.fps,
-        episode_id=event.episode_id,
-        action_space=space if isinstance(space, dict) else None,
-        frame_shape=tuple(int(x) for x in shape) if isinstance(shape, list) else None,
-        mode=body.get("mode") if isinstance(body.get("mode"), str) else None,
-    )
+def _refusal(exc: InvalidStatus, where: str) -> tuple[str, float | None]:
+    """The server's one-line reason for refusing the upgrade, and its Retry-After."""
+    response = exc.response
+    reason = (response.body or b"").decode("utf-8", "replace").strip().splitlines()
+    text = reason[0][:200] if reason else f"HTTP {response.status_code}"
+    retry = response.headers.get("Retry-After")
+    try:
+        retry_after = float(retry) if retry is not None else None
+    except ValueError:
+        retry_after = None
+    return f"{where} refused the connection: {text}", retry_after
 
 
 class RewarderClient:
     """A connection to one rewarder. Build it with :meth:`connect`."""
 
-    def __init__(self, ws: WsConnection, proto: p.ClientConnection, observer: bool) -> None:
+    def __init__(self, ws: WsConnection, proto: p.Connection) -> None:
         self._ws = ws
         self._proto = proto
-        self.observer = observer
+        self.observer = proto.observer
         self.rewards = RewardBuffer()
-        self.describe: EnvDescription | None = None
+        #: the latest ``v0.env.describe``
+        self.describe: p.Describe | None = None
         self.last_observation: p.Observation | None = None
-        self.texts: list[str] = []
+        #: the newest texts (``v0.env.text``), each cut at MAX_TEXT_CHARS
+        self.texts: deque[str] = deque(maxlen=MAX_TEXTS)
+        self.invalid_messages = 0
         self.close_message: str | None = None
-        self._pending: dict[int, asyncio.Future[p.ClientEvent]] = {}
+        self._pending: dict[int, asyncio.Future[p.Event]] = {}
         self._described = asyncio.get_running_loop().create_future()
         self._reader: asyncio.Task[None] | None = None
-        self._listeners: list[Callable[[p.ClientEvent], None]] = []
+        self._listeners: list[Callable[[p.Event], None]] = []
 
     @classmethod
     async def connect(
@@ -127,28 +106,37 @@ class RewarderClient:
             "Authorization": basic_authorization(password),
             p.OBSERVER_HEADER: "true" if observer else "false",
         }
+        if not password:
+            raise RewarderRefused(f"no password given for rewarder {host}:{port}")
         uri = f"ws://{host}:{port}/"
         where = f"rewarder {host}:{port}"
-        try:
-            ws = await asyncio.wait_for(
-                connect(
-                    uri,
-                    additional_headers=headers,
-                    max_size=CLIENT_MAX_MESSAGE_BYTES,
-                    open_timeout=None,
-                    ping_interval=20,
-                    ping_timeout=20,
-                ),
-                timeout,
-            )
-        except asyncio.TimeoutError:
-            raise RewarderTimeout(f"connecting to {where} timed out") from None
-        except InvalidStatus as exc:
-            code = exc.response.status_code
-            raise RewarderRefused(f"{where} refused the upgrade (HTTP {code})") from None
-        except (OSError, WebSocketException) as exc:
-            raise RewarderConnectionLost(f"cannot connect to {where}: {exc}") from None
-        client = cls(ws, p.ClientConnection(max_message_bytes=CLIENT_MAX_MESSAGE_BYTES), observer)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                ws = await asyncio.wait_for(
+                    connect(
+                        uri,
+                        additional_headers=headers,
+                        max_size=p.CLIENT_MAX_MESSAGE_BYTES,
+                        open_timeout=None,
+                        ping_interval=20,
+                        ping_timeout=20,
+                    ),
+                    max(0.0, deadline - time.monotonic()),
+                )
+                break
+            except asyncio.TimeoutError:
+                raise RewarderTimeout(f"connecting to {where} timed out") from None
+            except InvalidStatus as exc:
+                message, retry_after = _refusal(exc, where)
+                # held after someone's wrong passwords: worth one wait if it fits the timeout
+                if retry_after is None or time.monotonic() + retry_after >= deadline:
+                    raise RewarderRefused(message) from None
+                log.info("%s; retrying in %g s", message, retry_after)
+                await asyncio.sleep(retry_after)
+            except (OSError, WebSocketException) as exc:
+                raise RewarderConnectionLost(f"cannot connect to {where}: {exc}") from None
+        client = cls(ws, p.Connection(p.Role.CLIENT, observer=observer))
         client._reader = asyncio.create_task(client._read_loop())
         try:
             await asyncio.wait_for(asyncio.shield(client._described), timeout)
@@ -162,7 +150,7 @@ class RewarderClient:
 
     # reading
 
-    def add_listener(self, callback: Callable[[p.ClientEvent], None]) -> None:
+    def add_listener(self, callback: Callable[[p.Event], None]) -> None:
         """Call ``callback`` with every decoded server event (after internal handling)."""
         self._listeners.append(callback)
 
@@ -172,8 +160,10 @@ class RewarderClient:
             async for text in self._ws:
                 try:
                     event = self._proto.receive(text)
-                except p.ProtocolError as exc:
-                    log.warning("rewarder client: ignoring invalid server message: %s", exc)
+                except p.RemoteProtocolError as exc:
+                    self.invalid_messages += 1
+                    if self.invalid_messages <= MAX_LOGGED_INVALID:
+                        log.warning("rewarder client: ignoring invalid server message: %s", exc)
                     continue
                 self._handle(event)
         except ConnectionClosed:
@@ -196,9 +186,9 @@ class RewarderClient:
                 future.set_exception(error)
         self._pending.clear()
 
-    def _handle(self, event: p.ClientEvent) -> None:
+    def _handle(self, event: p.Event) -> None:
         if isinstance(event, p.Describe):
-            self.describe = _description(event)
+            self.describe = event
             if event.episode_id is not None:
                 self.rewards.set_episode(event.episode_id)
             if not self._described.done():
@@ -208,8 +198,8 @@ class RewarderClient:
         elif isinstance(event, p.Observation):
             self.last_observation = event
         elif isinstance(event, p.Text):
-            self.texts.append(event.text)
-        elif isinstance(event, p.ConnectionClose):
+            self.texts.append(event.text[:MAX_TEXT_CHARS])
+        elif isinstance(event, p.Close):
             self.close_message = event.message
         elif isinstance(event, (p.ResetReply, p.StepReply, p.PingReply, p.ErrorReply)):
             if isinstance(event, p.ResetReply) and event.episode_id is not None:
@@ -226,10 +216,12 @@ class RewarderClient:
 
     # requests
 
-    async def _request(self, message_id: int, text: str, timeout: float, what: str) -> Any:
+    async def _request(self, request: p.Request, timeout: float, what: str) -> Any:
         if self._reader is None or self._reader.done():
             raise RewarderConnectionLost("rewarder connection closed")
-        future: asyncio.Future[p.ClientEvent] = asyncio.get_running_loop().create_future()
+        message_id = self._proto.next_message_id
+        text = self._proto.send(request)
+        future: asyncio.Future[p.Event] = asyncio.get_running_loop().create_future()
         self._pending[message_id] = future
         try:
             await self._ws.send(text)
@@ -253,43 +245,31 @@ class RewarderClient:
         timeout: float = 30.0,
     ) -> int:
         """Reset the remote env; returns the new episode id once the reset frame is drawn."""
-        hint = self.rewards.episode_id
-        message_id, text = self._proto.reset(
-            env_id=env_id, seed=seed, fps=fps, episode_id_hint=hint
-        )
+        request = p.Reset(env_id=env_id, seed=seed, fps=fps, episode_id=self.rewards.episode_id)
         self.rewards.begin_reset()
         try:
-            reply: p.ResetReply = await self._request(message_id, text, timeout, "reset")
-        except RewarderRequestError:
+            reply: p.ResetReply = await self._request(request, timeout, "reset")
+        except (RewarderRequestError, p.LocalProtocolError):
             self.rewards.cancel_reset()
             raise
-        if reply.episode_id is None:
-            self.rewards.cancel_reset()
-            raise RewarderRequestError("reset reply carried no episode_id")
+        assert reply.episode_id is not None  # the protocol requires it
         return reply.episode_id
 
-    async def step(self, action: Any, *, timeout: float = 10.0) -> StepResult:
+    async def step(self, action: Any, *, timeout: float = 10.0) -> p.StepReply:
         """Lockstep: apply ``action``, advance one step, return when its frame is shown."""
-        message_id, text = self._proto.step(action)
-        reply: p.StepReply = await self._request(message_id, text, timeout, "step")
+        reply: p.StepReply = await self._request(
+            p.Step(action=p.to_jsonable(action)), timeout, "step"
+        )
         # The reply carries this step's reward; drain the pushed copy so it is not counted twice.
         self.rewards.pop()
-        if reply.episode_id is not None and (reply.terminated or reply.truncated):
+        if reply.episode_id is not None and reply.done:
             self.rewards.finish_reset(reply.episode_id)
-        return StepResult(
-            frame=reply.frame,
-            reward=reply.reward,
-            terminated=reply.terminated,
-            truncated=reply.truncated,
-            info=reply.info,
-            episode_id=reply.episode_id,
-        )
+        return reply
 
     async def ping(self, *, timeout: float = 5.0) -> float:
         """Round-trip time of ``v0.control.ping`` in seconds."""
-        message_id, text = self._proto.ping()
         start = time.perf_counter()
-        await self._request(message_id, text, timeout, "ping")
+        await self._request(p.Ping(), timeout, "ping")
         return time.perf_counter() - start
 
     def pop_rewards(self) -> PoppedReward:

@@ -1,10 +1,23 @@
-"""Sans-I/O implementation of the rewarder v0 protocol (see PROTOCOL.md).
+"""Sans-I/O implementation of the rewarder v0 protocol (``docs/protocol.md``).
 
-Nothing here touches a socket or an event loop: the connection classes take
-incoming text frames and return events, and build outgoing text frames that
-the caller sends however it likes. That keeps the protocol testable with plain
-strings and lets the asyncio server and client share one definition of every
-message shape.
+The shape follows h11 and wsproto: one vocabulary of events (frozen
+dataclasses, one per v0 method and gymlab extension) used by both sides, and
+one :class:`Connection` per websocket whose :meth:`Connection.receive` (text
+frame in, event out) and :meth:`Connection.send` (event in, text frame out) are
+the only way in and out. Nothing here touches a socket or an event loop.
+
+Three tables hold the rules, so no transport or backend repeats them:
+
+* ``_FIELDS``: one rule per wire field (type, range, default), checked on
+  *both* sides: whatever a server may send is what a client accepts.
+* ``_RULES``: who may send each event, in which mode, whether observers may,
+  and which request a reply answers.
+* the episode state (``resetting``/``running``, the episode id, a reset in
+  flight) kept by the connection from the events that pass through it, so a
+  step during a reset is refused here, not by each backend.
+
+A peer's fault raises :class:`RemoteProtocolError` (a server answers it with
+``v0.reply.error``); misuse by our own side raises :class:`LocalProtocolError`.
 """
 
 from __future__ import annotations
@@ -14,8 +27,8 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeGuard
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, TypeGuard
 
 # --- method names -----------------------------------------------------------------
 
@@ -35,12 +48,26 @@ REPLY_ENV_STEP = "v0.reply.env.step"  # gymlab extension (lockstep mode)
 #: HTTP upgrade header marking a read-only client.
 OBSERVER_HEADER = "openai-observer"
 
-CLIENT_METHODS = frozenset({ENV_RESET, CONTROL_PING, ENV_STEP})
-
 #: Largest incoming frame a server accepts; the websocket layer enforces the same limit.
 MAX_INCOMING_MESSAGE_BYTES = 64 * 1024
+#: Server frames can carry observations and texts: a client accepts more.
+CLIENT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Deepest JSON nesting accepted (real messages need 4 or 5 levels).
+MAX_JSON_DEPTH = 32
+#: Largest episode id either side issues or accepts (18 decimal digits).
+MAX_EPISODE_ID = 10**18 - 1
+#: Message ids stay exact in every JSON implementation (IEEE doubles).
+MAX_MESSAGE_ID = 2**53 - 1
+#: Real-time clock rates a runtime accepts, in frames per second.
+MIN_FPS, MAX_FPS = 1.0, 1000.0
+#: Requests a connection lets be in flight at once before refusing more.
+MAX_IN_FLIGHT = 16
+#: Longest env id accepted.
+MAX_ENV_ID_LENGTH = 256
+#: Largest display side a describe may announce (pixels).
+MAX_FRAME_SIDE = 16384
 
-EnvState = Literal["resetting", "running"]
+Clock = Callable[[], float]
 
 
 class Mode(str, enum.Enum):
@@ -49,26 +76,55 @@ class Mode(str, enum.Enum):
     REALTIME = "realtime"
     LOCKSTEP = "lockstep"
 
-Clock = Callable[[], float]
+
+class EnvState(str, enum.Enum):
+    """The episode state a ``v0.env.describe`` announces."""
+
+    RESETTING = "resetting"
+    RUNNING = "running"
 
 
-class ProtocolError(ValueError):
-    """An incoming frame is not a valid v0 message.
+class Role(enum.Enum):
+    """Which side of the websocket a :class:`Connection` is."""
 
-    ``parent_message_id`` is the offending message's id when it could be read,
-    so that the error reply can point at it.
+    CLIENT = "client"
+    SERVER = "server"
+
+
+# --- errors -----------------------------------------------------------------------
+
+
+class ProtocolError(Exception):
+    """Base class of the protocol's errors."""
+
+
+class LocalProtocolError(ProtocolError):
+    """Our own side tried to send something the protocol does not allow now (a bug here)."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent a frame that is not a valid v0 message in this state.
+
+    ``parent_message_id`` is the offending message's id when it could be read, so an error
+    reply can point at it; ``fatal`` means the connection must be closed.
     """
 
-    def __init__(self, message: str, parent_message_id: int | None = None) -> None:
+    def __init__(
+        self, message: str, parent_message_id: int | None = None, *, fatal: bool = False
+    ) -> None:
         super().__init__(message)
         self.parent_message_id = parent_message_id
+        self.fatal = fatal
 
 
-class MessageTooLarge(ProtocolError):
-    """An incoming frame exceeds the size limit; the connection must be closed."""
+class MessageTooLarge(RemoteProtocolError):
+    """An incoming frame exceeds the size limit; the connection must be closed (1009)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, fatal=True)
 
 
-# --- JSON helpers -----------------------------------------------------------------
+# --- JSON -------------------------------------------------------------------------
 
 
 def to_jsonable(value: Any) -> Any:
@@ -81,6 +137,8 @@ def to_jsonable(value: Any) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else _nonfinite_name(value)
+    if isinstance(value, enum.Enum):
+        return to_jsonable(value.value)
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -91,10 +149,70 @@ def to_jsonable(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
+def jsonable_items(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``info`` that have a JSON form (Gymnasium infos may hold anything)."""
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        try:
+            out[str(key)] = to_jsonable(value)
+        except (TypeError, RecursionError):
+            continue
+    return out
+
+
 def _nonfinite_name(value: float) -> str:
     if math.isnan(value):
         return "nan"
     return "inf" if value > 0 else "-inf"
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not strict JSON")
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of decoded JSON, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def loads(text: str | bytes, max_bytes: int | None) -> Any:
+    """Strict, size- and depth-bounded ``json.loads``; raises :class:`RemoteProtocolError`."""
+    size = len(text.encode("utf-8")) if isinstance(text, str) else len(text)
+    if max_bytes is not None and size > max_bytes:
+        raise MessageTooLarge(f"message of {size} bytes exceeds the {max_bytes}-byte limit")
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        data = None
+        too_deep = True
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RemoteProtocolError(f"malformed JSON: {exc}") from None
+    else:
+        too_deep = _depth(data) > MAX_JSON_DEPTH
+    if too_deep:
+        raise RemoteProtocolError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return data
+
+
+def dumps(payload: Any) -> str:
+    """Compact, strict JSON."""
+    return json.dumps(to_jsonable(payload), separators=(",", ":"), allow_nan=False)
+
+
+# --- field rules ------------------------------------------------------------------
 
 
 def _is_int(value: Any) -> TypeGuard[int]:
@@ -102,124 +220,421 @@ def _is_int(value: Any) -> TypeGuard[int]:
 
 
 def _is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-# --- messages ---------------------------------------------------------------------
+def _is_digits(value: Any, upper: int) -> bool:
+    if _is_int(value):
+        return 0 <= value <= upper
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= len(str(upper))
+        and value.isascii()
+        and value.isdigit()
+        and int(value) <= upper
+    )
+
+
+def _is_frame_shape(value: Any) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 3
+        and all(_is_int(v) for v in value)
+        and 0 < value[0] <= MAX_FRAME_SIDE
+        and 0 < value[1] <= MAX_FRAME_SIDE
+        and value[2] == 3
+    )
 
 
 @dataclass(frozen=True)
-class Message:
-    """One v0 message: ``{"method", "headers", "body"}``."""
+class Rule:
+    """What one wire field may hold: ``check`` on the JSON value, ``expected`` for errors.
 
-    method: str
-    headers: dict[str, Any] = field(default_factory=dict)
-    body: dict[str, Any] = field(default_factory=dict)
+    ``decode`` turns the JSON value into the event's attribute and ``encode`` back; an
+    absent (or, when ``nullable``, null) field takes ``default()``; ``required`` ones must
+    be there.
+    """
+
+    check: Callable[[Any], bool]
+    expected: str
+    decode: Callable[[Any], Any] = lambda v: v
+    encode: Callable[[Any], Any] = lambda v: v
+    default: Callable[[], Any] = lambda: None
+    required: bool = False
+    nullable: bool = True
+
+
+#: marks a field that is not in the message at all
+_ABSENT: Any = object()
+
+
+def _optional(value: Any, convert: Callable[[Any], Any]) -> Any:
+    return None if value is None else convert(value)
+
+
+_ID = Rule(lambda v: _is_int(v) and 0 <= v <= MAX_MESSAGE_ID, f"an integer in 0..{MAX_MESSAGE_ID}")
+_TIME = Rule(lambda v: _is_number(v) and v >= 0, "a non-negative number", float)
+_EPISODE_ID = Rule(
+    lambda v: _is_digits(v, MAX_EPISODE_ID),
+    f"a decimal integer string in 0..{MAX_EPISODE_ID}",
+    lambda v: _optional(v, int),
+    lambda v: _optional(v, str),
+)
+# The server issues max(hint + 1, current + 1): a hint must leave room for one more id.
+_EPISODE_HINT = replace(
+    _EPISODE_ID,
+    check=lambda v: _is_digits(v, MAX_EPISODE_ID - 1),
+    expected=f"a decimal integer string in 0..{MAX_EPISODE_ID - 1}",
+)
+_ENV_ID = Rule(
+    lambda v: isinstance(v, str) and 0 < len(v) <= MAX_ENV_ID_LENGTH,
+    f"a non-empty string of at most {MAX_ENV_ID_LENGTH} characters",
+)
+_SEED = Rule(lambda v: _is_int(v) and 0 <= v < 2**63, "an integer in 0..2**63-1")
+_FPS = Rule(
+    lambda v: _is_number(v) and MIN_FPS <= v <= MAX_FPS,
+    f"a number in {MIN_FPS:g}..{MAX_FPS:g}",
+    lambda v: _optional(v, float),
+)
+_NUMBER = Rule(_is_number, "a finite number", float, float, lambda: 0.0, nullable=False)
+_FLAG = Rule(lambda v: isinstance(v, bool), "true or false", default=lambda: False, nullable=False)
+_FRAME = Rule(lambda v: _is_int(v) and 0 <= v <= MAX_MESSAGE_ID, "a non-negative integer")
+_OBJECT = Rule(lambda v: isinstance(v, dict), "an object", encode=to_jsonable, default=dict)
+_TEXT = Rule(lambda v: isinstance(v, str), "a string", default=str, nullable=False)
+_ANY = Rule(lambda v: True, "any JSON value", encode=to_jsonable)
+_STATE = Rule(
+    lambda v: v in ("resetting", "running"),
+    '"resetting" or "running"',
+    lambda v: _optional(v, EnvState),
+    lambda v: _optional(v, lambda s: EnvState(s).value),
+)
+_MODE = Rule(
+    lambda v: v in ("realtime", "lockstep"),
+    '"realtime" or "lockstep"',
+    lambda v: _optional(v, Mode),
+    lambda v: _optional(v, lambda m: Mode(m).value),
+)
+_SHAPE = Rule(
+    _is_frame_shape,
+    f"[height, width, 3] with sides in 1..{MAX_FRAME_SIDE}",
+    lambda v: _optional(v, tuple),
+    lambda v: _optional(v, list),
+)
+
+#: Header rules; every other header is kept verbatim in :attr:`Headers.extra`.
+_HEADER_RULES = {
+    "message_id": _ID,
+    "sent_at": _TIME,
+    "parent_message_id": _ID,
+    "parent_runtime": _TIME,
+}
+
+
+def _check(rule: Rule, where: str, value: Any, error: Callable[[str], Exception]) -> bool:
+    """Apply ``rule``; returns False when the field takes its default (absent or null)."""
+    if value is _ABSENT and not rule.required:
+        return False
+    if value is None and rule.nullable and not rule.required:
+        return False
+    if value is _ABSENT or value is None or not rule.check(value):
+        shown = "nothing" if value is _ABSENT else repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise error(f"{where} must be {rule.expected}, got {shown}")
+    return True
+
+
+# --- events -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Headers:
+    """A message's headers, as received (or as stamped on send)."""
+
+    message_id: int | None = None
+    sent_at: float | None = None
+    parent_message_id: int | None = None
+    parent_runtime: float | None = None
+    #: headers this side does not know, kept as they arrived
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of every protocol event: the body fields of one method, plus its headers.
+
+    ``headers`` is filled by :class:`Connection` (on receive: what arrived; on send the
+    connection stamps ``message_id``/``sent_at`` and the reply headers itself).
+    """
+
+    METHOD: ClassVar[str]
+    #: body field name -> rule (attributes of the same name); ``episode_id`` is a header
+    BODY: ClassVar[Mapping[str, Rule]] = {}
+    #: rule of the ``episode_id`` header, or None for events that are not episode-scoped
+    EPISODE: ClassVar[Rule | None] = None
+
+    headers: Headers = field(default_factory=Headers, compare=False)
 
     @property
     def message_id(self) -> int | None:
-        """The sender's per-connection message counter, if present and valid."""
-        value = self.headers.get("message_id")
-        return value if _is_int(value) else None
+        """The sender's per-connection message counter."""
+        return self.headers.message_id
 
     @property
     def parent_message_id(self) -> int | None:
         """The id of the request this message replies to, if any."""
-        value = self.headers.get("parent_message_id")
-        return value if _is_int(value) else None
+        return self.headers.parent_message_id
 
     @property
-    def episode_id(self) -> int | None:
-        """The episode id header as an integer (it travels as a decimal string)."""
-        return parse_episode_id(self.headers.get("episode_id"))
-
-    def to_json(self) -> str:
-        """Encode as a compact, strict JSON text frame."""
-        payload = {"method": self.method, "headers": self.headers, "body": self.body}
-        return json.dumps(to_jsonable(payload), separators=(",", ":"), allow_nan=False)
+    def sent_at(self) -> float | None:
+        """The sender's UNIX time when it sent the message."""
+        return self.headers.sent_at
 
 
-def parse_episode_id(value: Any) -> int | None:
-    """Read an ``episode_id`` header (decimal string; integers tolerated) or None."""
-    if _is_int(value) and value >= 0:
-        return int(value)
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
-        return int(value)
-    return None
+@dataclass(frozen=True, kw_only=True)
+class Reset(Event):
+    """``v0.env.reset`` (C→S): reset, possibly switching env; ``episode_id`` is a hint."""
+
+    METHOD = ENV_RESET
+    BODY = {"env_id": _ENV_ID, "seed": _SEED, "fps": _FPS}
+    EPISODE = _EPISODE_HINT
+
+    env_id: str | None = None
+    seed: int | None = None
+    fps: float | None = None
+    episode_id: int | None = None
 
 
-def format_episode_id(episode_id: int) -> str:
-    """Episode ids travel as decimal strings (Universe did the same)."""
-    return str(int(episode_id))
+@dataclass(frozen=True, kw_only=True)
+class Step(Event):
+    """``v0.env.step`` (C→S, gymlab, lockstep): apply exactly this action."""
+
+    METHOD = ENV_STEP
+    BODY = {"action": replace(_ANY, required=True, nullable=False)}
+
+    action: Any = None
 
 
-def parse_message(
-    text: str | bytes, *, max_bytes: int | None = MAX_INCOMING_MESSAGE_BYTES
-) -> Message:
-    """Parse one text frame into a :class:`Message`.
+@dataclass(frozen=True, kw_only=True)
+class Ping(Event):
+    """``v0.control.ping`` (C→S)."""
 
-    Raises :class:`MessageTooLarge` above ``max_bytes`` and :class:`ProtocolError`
-    for anything that is not ``{"method": str, "headers": {...}, "body": {...}}``.
-    """
-    size = len(text.encode("utf-8")) if isinstance(text, str) else len(text)
-    if max_bytes is not None and size > max_bytes:
-        raise MessageTooLarge(f"message of {size} bytes exceeds the {max_bytes}-byte limit")
-    try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"malformed JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ProtocolError("a message must be a JSON object")
-    headers = data.get("headers", {})
-    parent = headers.get("message_id") if isinstance(headers, dict) else None
-    parent = parent if _is_int(parent) else None
-    if not isinstance(headers, dict):
-        raise ProtocolError("headers must be an object")
-    method = data.get("method")
-    if not isinstance(method, str):
-        raise ProtocolError("method must be a string", parent)
-    body = data.get("body", {})
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise ProtocolError("body must be an object", parent)
-    return Message(method=method, headers=headers, body=body)
+    METHOD = CONTROL_PING
 
 
-class MessageFactory:
-    """Builds outgoing messages for one side of one connection.
+@dataclass(frozen=True, kw_only=True)
+class Describe(Event):
+    """``v0.env.describe`` (S→C), on connect and on every state change.
 
-    Owns the ``message_id`` counter (counts up from 1) and stamps ``sent_at``.
+    ``action_space``, ``frame_shape``, ``mode`` and ``frame`` are gymlab extras; a
+    Universe server sends none of them.
     """
 
-    def __init__(self, clock: Clock = time.time) -> None:
-        self._clock = clock
-        self._next_id = 1
+    METHOD = ENV_DESCRIBE
+    BODY = {
+        "env_id": _ENV_ID,
+        "env_state": _STATE,
+        "fps": _FPS,
+        "action_space": _OBJECT,
+        "frame_shape": _SHAPE,
+        "mode": _MODE,
+        "frame": _FRAME,
+    }
+    EPISODE = _EPISODE_ID
+
+    env_id: str | None = None
+    env_state: EnvState | None = None
+    fps: float | None = None
+    action_space: dict[str, Any] | None = None
+    frame_shape: tuple[int, int, int] | None = None
+    mode: Mode | None = None
+    frame: int | None = None
+    episode_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepResult(Event):
+    """Fields shared by a pushed reward and a lockstep step reply: one environment step."""
+
+    reward: float = 0.0
+    terminated: bool = False
+    truncated: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+    frame: int | None = None
+    episode_id: int | None = None
 
     @property
-    def next_message_id(self) -> int:
-        """The id the next built message will carry."""
-        return self._next_id
+    def done(self) -> bool:
+        """Universe's single flag: the episode ended, by termination or truncation."""
+        return self.terminated or self.truncated
 
-    def build(
-        self,
-        method: str,
-        body: Mapping[str, Any] | None = None,
-        *,
-        parent_message_id: int | None = None,
-        parent_runtime: float | None = None,
-        episode_id: int | None = None,
-    ) -> Message:
-        """Build a message with fresh ``message_id``/``sent_at`` headers."""
-        headers: dict[str, Any] = {"message_id": self._next_id, "sent_at": self._clock()}
-        self._next_id += 1
-        if parent_message_id is not None:
-            headers["parent_message_id"] = parent_message_id
-        if parent_runtime is not None:
-            headers["parent_runtime"] = parent_runtime
-        if episode_id is not None:
-            headers["episode_id"] = format_episode_id(episode_id)
-        return Message(method=method, headers=headers, body=dict(body or {}))
+
+@dataclass(frozen=True, kw_only=True)
+class Reward(StepResult):
+    """``v0.env.reward`` (S→C), pushed for every step; ``done`` travels for old clients.
+
+    gymlab adds ``terminated``, ``truncated`` and ``frame``; from a Universe server
+    ``terminated`` is ``done`` and ``truncated`` is false.
+    """
+
+    METHOD = ENV_REWARD
+    BODY = {
+        "reward": _NUMBER,
+        "terminated": _FLAG,
+        "truncated": _FLAG,
+        "info": _OBJECT,
+        "frame": _FRAME,
+    }
+    EPISODE = _EPISODE_ID
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepReply(StepResult):
+    """``v0.reply.env.step`` (S→C, gymlab): sent once the step's frame is on the display.
+
+    The one step result: the runtime's backend returns it, the server sends it, the client
+    returns it. On done the runtime has auto-reset: ``episode_id`` and ``frame`` are the new
+    episode's and ``info`` names ``terminal_frame`` and ``terminal_episode_id``.
+    """
+
+    METHOD = REPLY_ENV_STEP
+    BODY = {
+        "frame": replace(_FRAME, required=True),
+        "reward": _NUMBER,
+        "terminated": _FLAG,
+        "truncated": _FLAG,
+        "info": _OBJECT,
+    }
+    EPISODE = _EPISODE_ID
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResetReply(Event):
+    """``v0.reply.env.reset`` (S→C): the reset frame is drawn; the new episode runs."""
+
+    METHOD = REPLY_ENV_RESET
+    BODY = {"frame": _FRAME}
+    EPISODE = replace(_EPISODE_ID, required=True)
+
+    frame: int | None = None
+    episode_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Text(Event):
+    """``v0.env.text`` (S→C): free text for the agent."""
+
+    METHOD = ENV_TEXT
+    BODY = {"text": _TEXT}
+    EPISODE = _EPISODE_ID
+
+    text: str = ""
+    episode_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Observation(Event):
+    """``v0.env.observation`` (S→C): the env's own observation as JSON (small spaces)."""
+
+    METHOD = ENV_OBSERVATION
+    BODY = {"observation": _ANY}
+    EPISODE = _EPISODE_ID
+
+    observation: Any = None
+    episode_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PingReply(Event):
+    """``v0.reply.control.ping`` (S→C); ``headers.parent_runtime`` is the server's time."""
+
+    METHOD = REPLY_CONTROL_PING
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorReply(Event):
+    """``v0.reply.error`` (S→C): the request with ``parent_message_id`` failed."""
+
+    METHOD = REPLY_ERROR
+    BODY = {"message": _TEXT}
+
+    message: str = ""
+    #: the request answered; None answers the connection's latest request in flight
+    reply_to: int | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Close(Event):
+    """``v0.connection.close`` (S→C): the server closes the connection right after."""
+
+    METHOD = CONNECTION_CLOSE
+    BODY = {"message": _TEXT}
+
+    message: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unknown(Event):
+    """A method this side does not know (a newer peer): safe to ignore."""
+
+    METHOD = ""
+    method: str = ""
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+_EVENTS: dict[str, type[Event]] = {
+    cls.METHOD: cls
+    for cls in (
+        Reset,
+        Step,
+        Ping,
+        Describe,
+        Reward,
+        StepReply,
+        ResetReply,
+        Text,
+        Observation,
+        PingReply,
+        ErrorReply,
+        Close,
+    )
+}
+
+Request = Reset | Step | Ping
+Reply = ResetReply | StepReply | PingReply | ErrorReply
+
+
+# --- who may send what, when ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rule:
+    sender: Role
+    modes: frozenset[Mode] = frozenset(Mode)
+    observers: bool = True  # an observer connection may send (client) / receive it
+    answers: tuple[type[Event], ...] = ()  # the request types a reply answers
+    not_while_resetting: bool = False  # refused while a reset is in flight
+
+
+_RULES: dict[type[Event], _Rule] = {
+    Reset: _Rule(Role.CLIENT, observers=False),
+    Step: _Rule(Role.CLIENT, frozenset({Mode.LOCKSTEP}), observers=False, not_while_resetting=True),
+    Ping: _Rule(Role.CLIENT),
+    Describe: _Rule(Role.SERVER),
+    Reward: _Rule(Role.SERVER),
+    Text: _Rule(Role.SERVER),
+    Observation: _Rule(Role.SERVER),
+    Close: _Rule(Role.SERVER),
+    ResetReply: _Rule(Role.SERVER, answers=(Reset,)),
+    StepReply: _Rule(Role.SERVER, frozenset({Mode.LOCKSTEP}), answers=(Step,)),
+    PingReply: _Rule(Role.SERVER, answers=(Ping,)),
+    ErrorReply: _Rule(Role.SERVER, answers=(Reset, Step, Ping, Event)),
+}
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    kind: type[Event]  # the request's type; Event for a frame refused before decoding
+    received_at: float
 
 
 # --- episode ids ------------------------------------------------------------------
@@ -232,465 +647,280 @@ class EpisodeCounter:
     can only push it further: ``new = max(hint + 1, current + 1)``.
     """
 
-    def __init__(self, episode_id: int = 0, state: EnvState = "resetting") -> None:
+    def __init__(self, episode_id: int = 0, state: EnvState = EnvState.RESETTING) -> None:
         self.episode_id = episode_id
-        self.state: EnvState = state
+        self.state = state
 
     def begin_reset(self, hint: int | None = None) -> int:
         """Enter ``resetting`` and return the new episode id."""
-        new_id = self.episode_id + 1
-        if hint is not None:
-            new_id = max(new_id, hint + 1)
+        new_id = self.episode_id + 1 if hint is None else max(self.episode_id, hint) + 1
+        if new_id > MAX_EPISODE_ID:  # unreachable through the protocol (hints are bounded)
+            raise LocalProtocolError(f"episode id {new_id} exceeds {MAX_EPISODE_ID}")
         self.episode_id = new_id
-        self.state = "resetting"
+        self.state = EnvState.RESETTING
         return new_id
 
     def finish_reset(self) -> None:
         """The reset frame is on the display: the episode is running."""
-        self.state = "running"
+        self.state = EnvState.RUNNING
 
 
-# --- server side ------------------------------------------------------------------
+# --- the connection ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ResetRequest:
-    """``v0.env.reset`` from a controller."""
+class Connection:
+    """One side of one rewarder websocket.
 
-    message_id: int
-    env_id: str | None
-    seed: int | None
-    fps: float | None
-    episode_id_hint: int | None
-    received_at: float
-
-
-@dataclass(frozen=True)
-class StepRequest:
-    """``v0.env.step`` (gymlab, lockstep): the action as decoded JSON."""
-
-    message_id: int
-    action: Any
-    received_at: float
-
-
-@dataclass(frozen=True)
-class PingRequest:
-    """``v0.control.ping``."""
-
-    message_id: int
-    received_at: float
-
-
-@dataclass(frozen=True)
-class BadRequest:
-    """The frame was rejected; ``reply`` is the ``v0.reply.error`` text to send back."""
-
-    message: str
-    parent_message_id: int | None
-    reply: str
-
-
-ServerEvent = ResetRequest | StepRequest | PingRequest | BadRequest
-Request = ResetRequest | StepRequest | PingRequest
-
-
-class ServerConnection:
-    """Server side of one rewarder connection.
-
-    ``receive`` turns an incoming frame into a request event (or a
-    :class:`BadRequest` carrying its error reply); the other methods build
-    outgoing frames. Role and mode rules live here so every transport
-    enforces the same ones: observers may only ping, and ``v0.env.step``
-    exists only in lockstep mode.
+    ``role`` is which side this is; ``mode`` the runtime's mode (a client may pass None
+    and learn it from the first describe); ``observer`` marks a read-only client.
     """
 
     def __init__(
         self,
-        *,
+        role: Role,
+        mode: Mode | str | None = None,
         observer: bool = False,
-        lockstep: bool = False,
+        *,
         clock: Clock = time.time,
-        max_message_bytes: int | None = MAX_INCOMING_MESSAGE_BYTES,
+        max_message_bytes: int | None = None,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
+        if role is Role.SERVER and mode is None:
+            raise LocalProtocolError("a server connection needs its mode")
+        self.role = role
+        self.mode = Mode(mode) if mode is not None else None
         self.observer = observer
-        self.lockstep = lockstep
         self._clock = clock
+        if max_message_bytes is None:
+            server = role is Role.SERVER
+            max_message_bytes = MAX_INCOMING_MESSAGE_BYTES if server else CLIENT_MAX_MESSAGE_BYTES
         self._max_bytes = max_message_bytes
-        self._factory = MessageFactory(clock)
+        self._max_in_flight = max_in_flight
+        self._next_id = 1
+        #: requests sent (client) or received (server) and not yet answered, by message id
+        self._in_flight: dict[int, _InFlight] = {}
+        #: the episode as this connection has seen it go by
+        self.env_state: EnvState | None = None
+        self.episode_id: int | None = None
+        self.closed = False
 
-    # incoming
+    @property
+    def reset_pending(self) -> bool:
+        """A ``v0.env.reset`` is in flight on this connection."""
+        return any(f.kind is Reset for f in self._in_flight.values())
 
-    def receive(self, text: str | bytes) -> ServerEvent:
-        """Decode one frame. Raises :class:`MessageTooLarge` (caller closes)."""
+    @property
+    def next_message_id(self) -> int:
+        """The ``message_id`` the next sent event will carry (to match its reply)."""
+        return self._next_id
+
+    @property
+    def in_flight(self) -> int:
+        """Requests in flight (sent and unanswered, or received and unanswered)."""
+        return len(self._in_flight)
+
+    # ----- in -------------------------------------------------------------------------
+
+    def receive(self, text: str | bytes) -> Event:
+        """Decode one frame from the peer. Raises :class:`RemoteProtocolError`."""
+        data = loads(text, self._max_bytes)
+        if not isinstance(data, dict):
+            raise RemoteProtocolError("a message must be a JSON object")
+        raw_headers = data.get("headers", {})
+        if not isinstance(raw_headers, dict):
+            raise RemoteProtocolError(
+                f"headers must be an object, got {type(raw_headers).__name__}"
+            )
+        mid = raw_headers.get("message_id")
+        parent = mid if _ID.check(mid) else None
         try:
-            return self._decode(parse_message(text, max_bytes=self._max_bytes))
-        except MessageTooLarge:
+            return self._decode(data, raw_headers)
+        except RemoteProtocolError as exc:
+            if exc.parent_message_id is None and parent is not None:
+                exc.parent_message_id = parent
+            if self.role is Role.SERVER and exc.parent_message_id is not None and not exc.fatal:
+                # the caller answers with an ErrorReply: let it point at this frame
+                self._in_flight.setdefault(exc.parent_message_id, _InFlight(Event, self._clock()))
             raise
-        except ProtocolError as exc:
-            return self._bad(str(exc), exc.parent_message_id)
 
-    def _decode(self, msg: Message) -> ServerEvent:
+    def _decode(self, data: dict[str, Any], raw_headers: dict[str, Any]) -> Event:
+        headers = self._decode_headers(raw_headers)
+        method = data.get("method")
+        if not isinstance(method, str):
+            raise RemoteProtocolError(f"method must be a string, got {method!r:.40}")
+        body = data.get("body", {})
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise RemoteProtocolError(f"{method}: body must be an object")
+        cls = _EVENTS.get(method)
+        if cls is None:
+            if self.role is Role.SERVER:
+                raise RemoteProtocolError(f"unknown method {method!r:.60}")
+            return Unknown(method=method, body=body, headers=headers)
+        rule = _RULES[cls]
+        if rule.sender is self.role:
+            raise RemoteProtocolError(f"{method} is sent by the {rule.sender.value}, not to it")
+        if self.role is Role.SERVER and headers.message_id is None:
+            raise RemoteProtocolError(f"headers.message_id must be {_ID.expected}, got None")
+        values = {
+            name: _decode_field(method, f"body.{name}", rule, body.get(name, _ABSENT))
+            for name, rule in cls.BODY.items()
+        }
+        if cls is Reward and "terminated" not in body:
+            # a Universe server sends only done: the episode ended by termination
+            values["terminated"] = _decode_field(
+                method, "body.done", _FLAG, body.get("done", _ABSENT)
+            )
+        if cls.EPISODE is not None:
+            raw_id = raw_headers.get("episode_id", _ABSENT)
+            values["episode_id"] = _decode_field(method, "headers.episode_id", cls.EPISODE, raw_id)
+        event = cls(headers=headers, **values)
+        self._check_legal(event, Role.SERVER if self.role is Role.CLIENT else Role.CLIENT)
+        self._track(event)
+        return event
+
+    def _decode_headers(self, raw: dict[str, Any]) -> Headers:
+        values = {
+            name: _decode_field("message", f"headers.{name}", rule, raw.get(name, _ABSENT))
+            for name, rule in _HEADER_RULES.items()
+        }
+        extra = {k: v for k, v in raw.items() if k not in _HEADER_RULES and k != "episode_id"}
+        return Headers(**values, extra=extra)
+
+    # ----- out ------------------------------------------------------------------------
+
+    def send(self, event: Event) -> str:
+        """Encode ``event`` for the peer. Raises :class:`LocalProtocolError` if not allowed."""
+        if isinstance(event, Unknown):
+            raise LocalProtocolError("cannot send an unknown method")
+        self._check_legal(event, self.role)
+        cls = type(event)
+        body: dict[str, Any] = {}
+        for name, rule in cls.BODY.items():
+            value = _encode_field(event.METHOD, f"body.{name}", rule, getattr(event, name))
+            if value is not None:
+                body[name] = value
+        headers = self._stamp(event)
+        wire_headers: dict[str, Any] = {**event.headers.extra}
+        wire_headers.update(
+            {k: v for k, v in vars(headers).items() if k != "extra" and v is not None}
+        )
+        if cls.EPISODE is not None:
+            eid = _encode_field(event.METHOD, "headers.episode_id", cls.EPISODE, event.episode_id)  # type: ignore[attr-defined]
+            if eid is not None:
+                wire_headers["episode_id"] = eid
+        if isinstance(event, Reward):
+            body["done"] = event.done  # Universe clients read only done
+        self._track(replace(event, headers=headers))
+        return dumps({"method": event.METHOD, "headers": wire_headers, "body": body})
+
+    def _stamp(self, event: Event) -> Headers:
+        """Fresh ``message_id``/``sent_at``; replies get their parent and its runtime."""
         now = self._clock()
-        mid = msg.message_id
-        if mid is None:
-            return self._bad("headers.message_id must be an integer", None)
-        if msg.method not in CLIENT_METHODS:
-            return self._bad(f"unknown method {msg.method!r}", mid)
-        if msg.method == CONTROL_PING:
-            return PingRequest(message_id=mid, received_at=now)
-        if self.observer:
-            return self._bad(f"observers cannot send {msg.method}", mid)
-        if msg.method == ENV_RESET:
-            return self._decode_reset(msg, mid, now)
-        # ENV_STEP
-        if not self.lockstep:
-            return self._bad("v0.env.step is only available in lockstep mode", mid)
-        if "action" not in msg.body:
-            return self._bad("v0.env.step needs body.action", mid)
-        return StepRequest(message_id=mid, action=msg.body["action"], received_at=now)
-
-    def _decode_reset(self, msg: Message, mid: int, now: float) -> ServerEvent:
-        body = msg.body
-        env_id = body.get("env_id")
-        if env_id is not None and (not isinstance(env_id, str) or not env_id):
-            return self._bad("body.env_id must be a non-empty string or null", mid)
-        seed = body.get("seed")
-        if seed is not None and not (_is_int(seed) and 0 <= seed < 2**63):
-            return self._bad("body.seed must be a non-negative integer or null", mid)
-        fps = body.get("fps")
-        if fps is not None and not (_is_number(fps) and 0 < fps <= 1000):
-            return self._bad("body.fps must be a number in (0, 1000] or null", mid)
-        raw_hint = msg.headers.get("episode_id")
-        hint = parse_episode_id(raw_hint)
-        if raw_hint is not None and hint is None:
-            return self._bad("headers.episode_id must be a decimal integer string", mid)
-        return ResetRequest(
-            message_id=mid,
-            env_id=env_id,
-            seed=seed,
-            fps=float(fps) if fps is not None else None,
-            episode_id_hint=hint,
-            received_at=now,
+        parent = runtime = None
+        rule = _RULES[type(event)]
+        if rule.answers:
+            parent = self._answered(event, rule)
+            if parent is not None and self.role is Role.SERVER:
+                runtime = max(0.0, now - self._in_flight[parent].received_at)
+        headers = Headers(
+            message_id=self._next_id,
+            sent_at=now,
+            parent_message_id=parent,
+            parent_runtime=runtime,
+            extra=event.headers.extra,
         )
+        self._next_id += 1
+        return headers
 
-    def _bad(self, message: str, parent: int | None) -> BadRequest:
-        reply = self.error(parent, message)
-        return BadRequest(message=message, parent_message_id=parent, reply=reply)
+    def _answered(self, event: Event, rule: _Rule) -> int | None:
+        """The in-flight request ``event`` answers (the latest one of a matching type)."""
+        wanted = event.reply_to if isinstance(event, ErrorReply) else event.parent_message_id
+        if wanted is not None:
+            flight = self._in_flight.get(wanted)
+            if flight is None or flight.kind not in rule.answers:
+                raise LocalProtocolError(f"{event.METHOD} answers no request {wanted} in flight")
+            return wanted
+        for mid in reversed(self._in_flight):
+            if self._in_flight[mid].kind in rule.answers:
+                return mid
+        if isinstance(event, ErrorReply):
+            return None  # an error about a frame whose id could not be read
+        raise LocalProtocolError(f"{event.METHOD} answers no request in flight")
 
-    # outgoing
+    # ----- the state table ------------------------------------------------------------
 
-    def _encode(self, method: str, body: Mapping[str, Any] | None = None, **headers: Any) -> str:
-        return self._factory.build(method, body, **headers).to_json()
+    def _check_legal(self, event: Event, sender: Role) -> None:
+        """Apply ``_RULES`` to ``event`` going from ``sender`` over this connection."""
+        local = sender is self.role
+        rule = _RULES[type(event)]
 
-    def _runtime(self, request: Request) -> float:
-        return max(0.0, self._clock() - request.received_at)
+        def refuse(message: str) -> ProtocolError:
+            if local:
+                return LocalProtocolError(message)
+            return RemoteProtocolError(message, event.message_id)
 
-    def describe(self, body: Mapping[str, Any], episode_id: int) -> str:
-        """``v0.env.describe``: ``body`` holds env_id, env_state, fps and gymlab extras."""
-        return self._encode(ENV_DESCRIBE, body, episode_id=episode_id)
-
-    def reward(
-        self,
-        *,
-        reward: float,
-        terminated: bool,
-        truncated: bool,
-        info: Mapping[str, Any],
-        frame: int,
-        episode_id: int,
-    ) -> str:
-        """``v0.env.reward``; ``done`` is ``terminated or truncated``."""
-        body = {
-            "reward": float(reward),
-            "done": bool(terminated or truncated),
-            "info": dict(info),
-            "terminated": bool(terminated),
-            "truncated": bool(truncated),
-            "frame": int(frame),
-        }
-        return self._encode(ENV_REWARD, body, episode_id=episode_id)
-
-    def text(self, text: str, episode_id: int | None = None) -> str:
-        """``v0.env.text``."""
-        return self._encode(ENV_TEXT, {"text": text}, episode_id=episode_id)
-
-    def observation(self, observation: Any, episode_id: int) -> str:
-        """``v0.env.observation`` (JSON observation, a debugging aid)."""
-        return self._encode(ENV_OBSERVATION, {"observation": observation}, episode_id=episode_id)
-
-    def reply_reset(self, request: ResetRequest, *, episode_id: int, frame: int) -> str:
-        """``v0.reply.env.reset``, sent once the reset frame is drawn (gymlab adds ``frame``)."""
-        return self._encode(
-            REPLY_ENV_RESET,
-            {"frame": int(frame)},
-            parent_message_id=request.message_id,
-            parent_runtime=self._runtime(request),
-            episode_id=episode_id,
-        )
-
-    def reply_step(
-        self,
-        request: StepRequest,
-        *,
-        frame: int,
-        reward: float,
-        terminated: bool,
-        truncated: bool,
-        info: Mapping[str, Any],
-        episode_id: int,
-    ) -> str:
-        """``v0.reply.env.step`` (gymlab), sent after the frame is on the display."""
-        body = {
-            "frame": int(frame),
-            "reward": float(reward),
-            "terminated": bool(terminated),
-            "truncated": bool(truncated),
-            "info": dict(info),
-        }
-        return self._encode(
-            REPLY_ENV_STEP,
-            body,
-            parent_message_id=request.message_id,
-            parent_runtime=self._runtime(request),
-            episode_id=episode_id,
-        )
-
-    def reply_ping(self, request: PingRequest) -> str:
-        """``v0.reply.control.ping``."""
-        return self._encode(
-            REPLY_CONTROL_PING,
-            {},
-            parent_message_id=request.message_id,
-            parent_runtime=self._runtime(request),
-        )
-
-    def error(self, parent_message_id: int | None, message: str) -> str:
-        """``v0.reply.error`` pointing at the failed request when its id is known."""
-        return self._encode(REPLY_ERROR, {"message": message}, parent_message_id=parent_message_id)
-
-    def close(self, message: str) -> str:
-        """``v0.connection.close``: the server closes the connection right after."""
-        return self._encode(CONNECTION_CLOSE, {"message": message})
-
-
-# --- client side ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Describe:
-    """``v0.env.describe``; ``body`` keeps gymlab extras (action_space, frame_shape, mode)."""
-
-    env_id: str | None
-    env_state: str | None
-    fps: float | None
-    episode_id: int | None
-    body: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Reward:
-    """``v0.env.reward``."""
-
-    reward: float
-    done: bool
-    info: dict[str, Any]
-    terminated: bool
-    truncated: bool
-    frame: int | None
-    episode_id: int | None
-
-
-@dataclass(frozen=True)
-class Text:
-    """``v0.env.text``."""
-
-    text: str
-    episode_id: int | None
-
-
-@dataclass(frozen=True)
-class Observation:
-    """``v0.env.observation``."""
-
-    observation: Any
-    episode_id: int | None
-
-
-@dataclass(frozen=True)
-class ResetReply:
-    """``v0.reply.env.reset``: the new episode is running."""
-
-    parent_message_id: int | None
-    episode_id: int | None
-    frame: int | None
-
-
-@dataclass(frozen=True)
-class StepReply:
-    """``v0.reply.env.step`` (gymlab)."""
-
-    parent_message_id: int | None
-    frame: int
-    reward: float
-    terminated: bool
-    truncated: bool
-    info: dict[str, Any]
-    episode_id: int | None
-
-
-@dataclass(frozen=True)
-class PingReply:
-    """``v0.reply.control.ping``."""
-
-    parent_message_id: int | None
-    parent_runtime: float | None
-
-
-@dataclass(frozen=True)
-class ErrorReply:
-    """``v0.reply.error``."""
-
-    parent_message_id: int | None
-    message: str
-
-
-@dataclass(frozen=True)
-class ConnectionClose:
-    """``v0.connection.close``: the server is about to close."""
-
-    message: str
-
-
-@dataclass(frozen=True)
-class UnknownMessage:
-    """A method this client does not know (newer server); safe to ignore."""
-
-    message: Message
-
-
-ClientEvent = (
-    Describe
-    | Reward
-    | Text
-    | Observation
-    | ResetReply
-    | StepReply
-    | PingReply
-    | ErrorReply
-    | ConnectionClose
-    | UnknownMessage
-)
-
-
-def _float(value: Any, name: str) -> float:
-    if not _is_number(value):
-        raise ProtocolError(f"{name} must be a number")
-    return float(value)
-
-
-def _dict(value: Any, name: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ProtocolError(f"{name} must be an object")
-    return value
-
-
-class ClientConnection:
-    """Client side of one rewarder connection.
-
-    The request builders return ``(message_id, text)`` so that the caller can
-    match the reply by ``parent_message_id``. ``receive`` raises
-    :class:`ProtocolError` for frames that are not valid server messages.
-    """
-
-    def __init__(self, clock: Clock = time.time, max_message_bytes: int | None = None) -> None:
-        self._factory = MessageFactory(clock)
-        self._max_bytes = max_message_bytes
-
-    def _request(self, method: str, body: Mapping[str, Any], **headers: Any) -> tuple[int, str]:
-        msg = self._factory.build(method, body, **headers)
-        assert msg.message_id is not None
-        return msg.message_id, msg.to_json()
-
-    def reset(
-        self,
-        *,
-        env_id: str | None = None,
-        seed: int | None = None,
-        fps: float | None = None,
-        episode_id_hint: int | None = None,
-    ) -> tuple[int, str]:
-        """Build ``v0.env.reset``; ``episode_id_hint`` travels as the episode_id header."""
-        return self._request(
-            ENV_RESET, {"env_id": env_id, "seed": seed, "fps": fps}, episode_id=episode_id_hint
-        )
-
-    def step(self, action: Any) -> tuple[int, str]:
-        """Build ``v0.env.step`` (lockstep) with the env's native action as JSON."""
-        return self._request(ENV_STEP, {"action": to_jsonable(action)})
-
-    def ping(self) -> tuple[int, str]:
-        """Build ``v0.control.ping``."""
-        return self._request(CONTROL_PING, {})
-
-    def receive(self, text: str | bytes) -> ClientEvent:
-        """Decode one server frame into an event."""
-        msg = parse_message(text, max_bytes=self._max_bytes)
-        body, eid, parent = msg.body, msg.episode_id, msg.parent_message_id
-        method = msg.method
-        if method == ENV_DESCRIBE:
-            fps = body.get("fps")
-            return Describe(
-                env_id=body.get("env_id") if isinstance(body.get("env_id"), str) else None,
-                env_state=body.get("env_state") if isinstance(body.get("env_state"), str) else None,
-                fps=float(fps) if _is_number(fps) else None,
-                episode_id=eid,
-                body=body,
+        if self.closed and local:
+            raise LocalProtocolError(f"cannot send {event.METHOD}: the connection is closed")
+        if rule.sender is not sender:
+            raise refuse(f"{event.METHOD} is sent by the {rule.sender.value}")
+        if self.observer and not rule.observers:
+            raise refuse(f"observers cannot send {event.METHOD}")
+        if self.mode is not None and self.mode not in rule.modes:
+            allowed = " or ".join(sorted(m.value for m in rule.modes))
+            raise refuse(
+                f"{event.METHOD} is only available in {allowed} mode;"
+                f" this connection is in {self.mode.value} mode"
             )
-        if method == ENV_REWARD:
-            done = bool(body.get("done", False))
-            frame = body.get("frame")
-            return Reward(
-                reward=_float(body.get("reward", 0.0), "reward"),
-                done=done,
-                info=_dict(body.get("info"), "info"),
-                terminated=bool(body.get("terminated", done)),
-                truncated=bool(body.get("truncated", False)),
-                frame=frame if _is_int(frame) else None,
-                episode_id=eid,
+        if rule.not_while_resetting and self.reset_pending:
+            raise refuse(f"{event.METHOD} while a reset is in flight; wait for its reply")
+        is_request = sender is Role.CLIENT
+        if is_request and len(self._in_flight) >= self._max_in_flight:
+            raise refuse(
+                f"{event.METHOD}: {self._max_in_flight} requests already in flight;"
+                " wait for their replies"
             )
-        if method == ENV_TEXT:
-            return Text(text=str(body.get("text", "")), episode_id=eid)
-        if method == ENV_OBSERVATION:
-            return Observation(observation=body.get("observation"), episode_id=eid)
-        if method == REPLY_ENV_RESET:
-            frame = body.get("frame")
-            return ResetReply(
-                parent_message_id=parent, episode_id=eid, frame=frame if _is_int(frame) else None
-            )
-        if method == REPLY_ENV_STEP:
-            frame = body.get("frame")
-            if not _is_int(frame):
-                raise ProtocolError("v0.reply.env.step needs an integer frame")
-            return StepReply(
-                parent_message_id=parent,
-                frame=frame,
-                reward=_float(body.get("reward", 0.0), "reward"),
-                terminated=bool(body.get("terminated", False)),
-                truncated=bool(body.get("truncated", False)),
-                info=_dict(body.get("info"), "info"),
-                episode_id=eid,
-            )
-        if method == REPLY_CONTROL_PING:
-            runtime = msg.headers.get("parent_runtime")
-            return PingReply(
-                parent_message_id=parent,
-                parent_runtime=float(runtime) if _is_number(runtime) else None,
-            )
-        if method == REPLY_ERROR:
-            return ErrorReply(parent_message_id=parent, message=str(body.get("message", "")))
-        if method == CONNECTION_CLOSE:
-            return ConnectionClose(message=str(body.get("message", "")))
-        return UnknownMessage(message=msg)
+        if not local and rule.answers and self.role is Role.CLIENT:
+            parent = event.parent_message_id
+            flight = self._in_flight.get(parent) if parent is not None else None
+            if parent is not None and flight is not None and flight.kind not in rule.answers:
+                raise refuse(f"{event.METHOD} cannot answer the {flight.kind.METHOD} {parent}")
+
+    def _track(self, event: Event) -> None:
+        """Update in-flight requests and the episode state from an event that went by."""
+        if isinstance(event, (Reset, Step, Ping)):
+            assert event.message_id is not None
+            self._in_flight[event.message_id] = _InFlight(type(event), self._clock())
+        elif isinstance(event, (ResetReply, StepReply, PingReply, ErrorReply)):
+            parent = event.parent_message_id
+            if parent is not None:
+                self._in_flight.pop(parent, None)
+        if isinstance(event, Describe):
+            self.env_state = event.env_state or self.env_state
+            self.episode_id = event.episode_id if event.episode_id is not None else self.episode_id
+            if self.mode is None and event.mode is not None:
+                self.mode = event.mode
+        elif isinstance(event, (ResetReply, StepReply)) and event.episode_id is not None:
+            self.env_state, self.episode_id = EnvState.RUNNING, event.episode_id
+        elif isinstance(event, Close):
+            self.closed = True
+
+
+def _decode_field(method: str, where: str, rule: Rule, value: Any) -> Any:
+    """A received field's attribute value; :class:`RemoteProtocolError` naming it if bad."""
+
+    def error(message: str) -> RemoteProtocolError:
+        return RemoteProtocolError(f"{method}: {message}")
+
+    return rule.decode(value) if _check(rule, where, value, error) else rule.default()
+
+
+def _encode_field(method: str, where: str, rule: Rule, value: Any) -> Any:
+    """An outgoing field's JSON value (None: leave it out); the same rule as on receive."""
+
+    def error(message: str) -> LocalProtocolError:
+        return LocalProtocolError(f"{method}: {message}")
+
+    encoded = None if value is None else rule.encode(value)
+    return encoded if _check(rule, where, encoded, error) else None

@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 REWARD_COUNT_KEY = "stats.reward.count"
+#: Episodes with rewards waiting at once (a server that runs ahead loses its oldest).
+MAX_EPISODES = 64
+#: Distinct info keys merged per episode (later new keys are dropped).
+MAX_INFO_KEYS = 256
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class RewardBuffer:
     * Between ``begin_reset`` and ``finish_reset`` (a client reset in flight)
       every reward is dropped, as are rewards for episodes older than the
       current one.
+    * Memory is bounded whatever the server sends: at most ``MAX_EPISODES``
+      episodes wait, each with at most ``MAX_INFO_KEYS`` info keys.
     """
 
     def __init__(self, episode_id: int | None = None) -> None:
@@ -95,12 +101,17 @@ class RewardBuffer:
             self._current = episode_id
         if episode_id < self._current:
             return False
-        acc = self._episodes.setdefault(episode_id, _Accumulated())
+        acc = self._episodes.get(episode_id)
+        if acc is None:
+            if len(self._episodes) >= MAX_EPISODES:
+                del self._episodes[min(self._episodes)]
+            acc = self._episodes[episode_id] = _Accumulated()
         acc.reward += reward
         acc.done = acc.done or done
         acc.count += 1
-        if info:
-            acc.info.update(info)
+        for key, value in (info or {}).items():
+            if key in acc.info or len(acc.info) < MAX_INFO_KEYS:
+                acc.info[key] = value
         return True
 
     def pop(self) -> PoppedReward:

@@ -1,28 +1,34 @@
 """The rewarder's asyncio websocket server.
 
-It wraps :class:`gymlab.rewarder.protocol.ServerConnection` around the
+It wraps one :class:`gymlab.rewarder.protocol.Connection` per websocket around the
 ``websockets`` library (new asyncio API). The environment side is a
-:class:`RewarderBackend`; the server turns requests into backend calls and
-exposes ``push_*`` methods for the backend's own messages (rewards, state
-changes, text). Every connection has an ordered outgoing queue and a writer
-task, so pushes never block the environment loop.
+:class:`RewarderBackend`; the server owns the episode counter, turns requests into
+backend calls and broadcasts the backend's pushes (rewards, texts, state changes).
+
+Serving is fair: each connection's requests are handled one at a time (the websocket
+layer's bounded queue and TCP hold back a pipelining client), the loop yields between
+messages so observers' pings and new handshakes are served, and an aborted client's
+queued requests are dropped. Every connection has an ordered, bounded outgoing queue
+and a writer task, so pushes never block the environment.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import http
 import logging
 import time
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from gymlab.rewarder import protocol as p
 from gymlab.rewarder.auth import FailedAttemptLimiter, check_basic_authorization
@@ -31,50 +37,30 @@ log = logging.getLogger("gymlab.rewarder")
 
 #: Messages queued for one client before it is considered too slow and dropped.
 MAX_QUEUED_MESSAGES = 4096
+#: Incoming frames the websocket layer buffers per connection before TCP pushes back.
+MAX_BUFFERED_FRAMES = 16
 
 
 class RequestRejected(Exception):
     """Raised by a backend to answer a request with ``v0.reply.error``."""
 
 
-@dataclass(frozen=True)
-class ResetOutcome:
-    """The reset finished: its episode id and the number of the frame now shown."""
-
-    episode_id: int
-    frame: int
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    """One lockstep step, after its frame is on the display."""
-
-    frame: int
-    reward: float
-    terminated: bool
-    truncated: bool
-    info: dict[str, Any]
-    episode_id: int
-
-
 class RewarderBackend(Protocol):
     """What the server needs from the environment host."""
 
-    def describe_body(self) -> dict[str, Any]:
-        """Body of ``v0.env.describe``: env_id, env_state, fps, plus gymlab extras."""
+    def describe(self) -> p.Describe:
+        """env_id, fps and the gymlab extras; the server fills env_state and episode_id."""
         ...
 
-    @property
-    def episode_id(self) -> int:
-        """The server-owned current episode id."""
+    async def reset(self, request: p.Reset) -> p.ResetReply:
+        """Reset (inside :meth:`RewarderServer.resetting`); return once the frame is drawn.
+
+        May raise :class:`RequestRejected`.
+        """
         ...
 
-    async def reset(self, request: p.ResetRequest) -> ResetOutcome:
-        """Reset; return once the reset frame is drawn. May raise RequestRejected."""
-        ...
-
-    async def step(self, request: p.StepRequest) -> StepOutcome:
-        """Advance one step (lockstep). May raise RequestRejected."""
+    async def step(self, request: p.Step) -> p.StepReply:
+        """Advance one step (lockstep). May raise :class:`RequestRejected`."""
         ...
 
 
@@ -83,28 +69,37 @@ def parse_observer_header(value: str | None) -> bool:
     return (value or "").strip().lower() in {"true", "1", "yes"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Admission:
-    ok: bool
     observer: bool
-    reason: str
+    refusal: str | None  # None: admitted
 
 
 class _Peer:
     """One accepted connection: protocol state plus its ordered outgoing queue."""
 
-    def __init__(self, ws: ServerConnection, proto: p.ServerConnection, address: str) -> None:
+    def __init__(self, ws: ServerConnection, proto: p.Connection, address: str) -> None:
         self.ws = ws
         self.proto = proto
         self.address = address
         self.queue: asyncio.Queue[str | None] = asyncio.Queue(MAX_QUEUED_MESSAGES)
         self.writer: asyncio.Task[None] | None = None
+        self.aborted = False
 
-    def enqueue(self, text: str) -> None:
+    @property
+    def gone(self) -> bool:
+        """Aborted by us or no longer open: nothing it sent is worth serving."""
+        return self.aborted or self.ws.state is not State.OPEN
+
+    def send(self, event: p.Event) -> None:
+        """Encode ``event`` on this connection and queue it."""
+        if self.gone:
+            return
         try:
-            self.queue.put_nowait(text)
+            self.queue.put_nowait(self.proto.send(event))
         except asyncio.QueueFull:
             log.warning("client %s is too slow, disconnecting it", self.address)
+            self.aborted = True
             self.ws.transport.abort()
 
     async def write_loop(self) -> None:
@@ -119,31 +114,40 @@ def _peer_ip(ws: ServerConnection) -> str:
 
 
 class RewarderServer:
-    """Websocket rewarder: Basic auth at the upgrade, one controller, many observers."""
+    """Websocket rewarder: Basic auth at the upgrade, one controller, many observers.
+
+    The episode counter starts at episode 1, running: the backend has its first frame on
+    the display before :meth:`start`.
+    """
 
     def __init__(
         self,
         backend: RewarderBackend,
         *,
         password: str,
+        mode: p.Mode | str,
         host: str = "127.0.0.1",
         port: int = 0,
-        lockstep: bool = False,
         max_message_bytes: int = p.MAX_INCOMING_MESSAGE_BYTES,
         limiter: FailedAttemptLimiter | None = None,
     ) -> None:
         self._backend = backend
         self._password = password
+        self.mode = p.Mode(mode)
         self._host = host
         self._port = port
-        self._lockstep = lockstep
         self._max_bytes = max_message_bytes
         self._limiter = limiter if limiter is not None else FailedAttemptLimiter()
-        self._admissions: dict[ServerConnection, _Admission] = {}
+        # Filled during the HTTP upgrade, read by the handler; weak, so a request that
+        # never becomes a websocket leaves nothing behind.
+        self._admissions: weakref.WeakKeyDictionary[ServerConnection, _Admission] = (
+            weakref.WeakKeyDictionary()
+        )
         self._peers: dict[ServerConnection, _Peer] = {}
         self._controller: _Peer | None = None
         self._server: Server | None = None
         self._closing = False
+        self.episodes = p.EpisodeCounter(1, p.EnvState.RUNNING)
 
     # lifecycle
 
@@ -155,6 +159,7 @@ class RewarderServer:
             self._port,
             process_request=self._process_request,
             max_size=self._max_bytes,
+            max_queue=MAX_BUFFERED_FRAMES,
             ping_interval=20,
             ping_timeout=20,
             logger=logging.getLogger("gymlab.rewarder.websockets"),
@@ -183,7 +188,7 @@ class RewarderServer:
         if self._server is not None:
             self._server.close(close_connections=False)
         for peer in list(self._peers.values()):
-            peer.enqueue(peer.proto.close(message))
+            peer.send(p.Close(message=message))
             with contextlib.suppress(asyncio.QueueFull):
                 peer.queue.put_nowait(None)  # ends the writer after the close message
         for peer in list(self._peers.values()):
@@ -196,49 +201,33 @@ class RewarderServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5.0)
 
-    # pushes (called by the backend)
+    # episodes and pushes (called by the backend)
 
-    def _broadcast(self, build: Any) -> None:
-        for peer in list(self._peers.values()):
-            peer.enqueue(build(peer.proto))
-
-    def push_describe(self) -> None:
-        """Send ``v0.env.describe`` to everyone (on every state change)."""
-        body, eid = self._backend.describe_body(), self._backend.episode_id
-        self._broadcast(lambda proto: proto.describe(body, eid))
-
-    def push_reward(
-        self,
-        *,
-        reward: float,
-        terminated: bool,
-        truncated: bool,
-        info: Mapping[str, Any],
-        frame: int,
-        episode_id: int,
-    ) -> None:
-        """Send ``v0.env.reward`` to everyone."""
-        info_json = p.to_jsonable(info)
-        self._broadcast(
-            lambda proto: proto.reward(
-                reward=reward,
-                terminated=terminated,
-                truncated=truncated,
-                info=info_json,
-                frame=frame,
-                episode_id=episode_id,
-            )
+    def describe(self) -> p.Describe:
+        """The backend's describe with this server's episode state."""
+        return dataclasses.replace(
+            self._backend.describe(),
+            env_state=self.episodes.state,
+            episode_id=self.episodes.episode_id,
         )
 
-    def push_text(self, text: str) -> None:
-        """Send ``v0.env.text`` to everyone."""
-        eid = self._backend.episode_id
-        self._broadcast(lambda proto: proto.text(text, eid))
+    @contextlib.contextmanager
+    def resetting(self, hint: int | None = None) -> Iterator[int]:
+        """A reset: new episode id, ``describe(resetting)``; on exit ``describe(running)``.
 
-    def push_observation(self, observation: Any, episode_id: int) -> None:
-        """Send ``v0.env.observation`` to everyone."""
-        obs = p.to_jsonable(observation)
-        self._broadcast(lambda proto: proto.observation(obs, episode_id))
+        Yields the new episode id. If the body raises, the episode stays ``resetting``
+        and the next reset starts a fresh one.
+        """
+        episode_id = self.episodes.begin_reset(hint)
+        self.push(self.describe())
+        yield episode_id
+        self.episodes.finish_reset()
+        self.push(self.describe())
+
+    def push(self, event: p.Event) -> None:
+        """Send a server event (reward, text, observation, describe) to every client."""
+        for peer in list(self._peers.values()):
+            peer.send(event)
 
     # connection handling
 
@@ -246,38 +235,40 @@ class RewarderServer:
         """Runs during the HTTP upgrade: decide admission before any message exists."""
         ip = _peer_ip(ws)
         now = time.monotonic()
-        if self._limiter.is_blocked(ip, now):
-            return ws.respond(http.HTTPStatus.TOO_MANY_REQUESTS, "Too many failed attempts\n")
-        headers: Headers = request.headers
+        refusal = self._limiter.refusal(ip, now)
+        if refusal is not None:
+            response = ws.respond(http.HTTPStatus.TOO_MANY_REQUESTS, refusal + "\n")
+            response.headers["Retry-After"] = str(max(1, round(self._limiter.retry_after(ip, now))))
+            return response
+        headers = request.headers
         observer = parse_observer_header(headers.get(p.OBSERVER_HEADER))
-        if not check_basic_authorization(headers.get("Authorization"), self._password):
-            failures = self._limiter.record_failure(ip, now)
-            if failures < self._limiter.max_failures:
-                log.warning("refused %s: wrong or missing password", ip)
-            else:
-                log.warning(
-                    "refused %s: wrong or missing password; blocking it for %.0fs",
-                    ip,
-                    self._limiter.window,
-                )
-            self._admissions[ws] = _Admission(False, observer, "invalid password")
+        authorization = headers.get("Authorization")
+        if authorization is None:
+            log.warning("refused %s: no password given", ip)
+            reason: str | None = "no password given"
+        elif not check_basic_authorization(authorization, self._password):
+            hold = self._limiter.record_failure(ip, now)
+            held = f"; holding it for {hold:g} s" if hold else ""
+            log.warning("refused %s: wrong password%s", ip, held)
+            reason = "invalid password"
         else:
-            self._admissions[ws] = _Admission(True, observer, "")
+            reason = None
+        self._admissions[ws] = _Admission(observer, reason)
         return None
 
-    async def _refuse(self, ws: ServerConnection, proto: p.ServerConnection, reason: str) -> None:
+    async def _refuse(self, ws: ServerConnection, proto: p.Connection, reason: str) -> None:
         with contextlib.suppress(ConnectionClosed):
-            await ws.send(proto.close(reason))
+            await ws.send(proto.send(p.Close(message=reason)))
             await ws.close(1000, reason)
 
     async def _handle(self, ws: ServerConnection) -> None:
-        admission = self._admissions.pop(ws, None) or _Admission(False, False, "invalid password")
+        admission = self._admissions.pop(ws, None) or _Admission(False, "invalid password")
         ip = _peer_ip(ws)
-        proto = p.ServerConnection(
-            observer=admission.observer, lockstep=self._lockstep, max_message_bytes=self._max_bytes
+        proto = p.Connection(
+            p.Role.SERVER, self.mode, admission.observer, max_message_bytes=self._max_bytes
         )
-        if not admission.ok:
-            await self._refuse(ws, proto, admission.reason)
+        if admission.refusal is not None:
+            await self._refuse(ws, proto, admission.refusal)
             return
         if self._closing:
             await self._refuse(ws, proto, "rewarder shutting down")
@@ -293,12 +284,13 @@ class RewarderServer:
         role = "observer" if admission.observer else "controller"
         log.info("%s connected from %s", role, ip)
         peer.writer = asyncio.create_task(peer.write_loop())
-        peer.enqueue(proto.describe(self._backend.describe_body(), self._backend.episode_id))
+        peer.send(self.describe())
         try:
             async for text in ws:
-                if self._closing:
-                    break
-                await self._dispatch(peer, text)
+                if self._closing or peer.gone:
+                    break  # drop what an aborted client still had queued
+                await self._serve(peer, text)
+                await asyncio.sleep(0)  # one message at a time: let the other peers in
         except ConnectionClosed:
             pass
         except p.MessageTooLarge as exc:
@@ -313,45 +305,29 @@ class RewarderServer:
                 peer.writer.cancel()
             log.info("%s %s disconnected", role, ip)
 
-    async def _dispatch(self, peer: _Peer, text: str | bytes) -> None:
-        event = peer.proto.receive(text)
+    async def _serve(self, peer: _Peer, text: str | bytes) -> None:
         try:
-            await self._answer(peer, event)
+            event = peer.proto.receive(text)
+        except p.RemoteProtocolError as exc:
+            if exc.fatal:
+                raise
+            log.info("bad request from %s: %s", peer.address, exc)
+            peer.send(p.ErrorReply(message=str(exc), reply_to=exc.parent_message_id))
+            return
+        try:
+            reply = await self._answer(event)
+        except RequestRejected as exc:
+            reply = p.ErrorReply(message=str(exc))
         except Exception as exc:  # a backend bug or a dying display: report, keep serving
             log.error("request from %s failed: %r", peer.address, exc)
-            parent = getattr(event, "message_id", None)
-            peer.enqueue(peer.proto.error(parent, f"internal error: {type(exc).__name__}"))
+            reply = p.ErrorReply(message=f"internal error: {type(exc).__name__}")
+        peer.send(reply)
 
-    async def _answer(self, peer: _Peer, event: p.ServerEvent) -> None:
-        proto = peer.proto
-        if isinstance(event, p.BadRequest):
-            log.info("bad request from %s: %s", peer.address, event.message)
-            peer.enqueue(event.reply)
-        elif isinstance(event, p.PingRequest):
-            peer.enqueue(proto.reply_ping(event))
-        elif isinstance(event, p.ResetRequest):
-            try:
-                reset = await self._backend.reset(event)
-            except RequestRejected as exc:
-                peer.enqueue(proto.error(event.message_id, str(exc)))
-            else:
-                peer.enqueue(
-                    proto.reply_reset(event, episode_id=reset.episode_id, frame=reset.frame)
-                )
-        else:
-            try:
-                step = await self._backend.step(event)
-            except RequestRejected as exc:
-                peer.enqueue(proto.error(event.message_id, str(exc)))
-            else:
-                peer.enqueue(
-                    proto.reply_step(
-                        event,
-                        frame=step.frame,
-                        reward=step.reward,
-                        terminated=step.terminated,
-                        truncated=step.truncated,
-                        info=p.to_jsonable(step.info),
-                        episode_id=step.episode_id,
-                    )
-                )
+    async def _answer(self, event: p.Event) -> p.Event:
+        if isinstance(event, p.Ping):
+            return p.PingReply()
+        if isinstance(event, p.Reset):
+            return await self._backend.reset(event)
+        if isinstance(event, p.Step):
+            return await self._backend.step(event)
+        raise RequestRejected(f"{event.METHOD} is not a request")

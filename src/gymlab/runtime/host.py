@@ -11,15 +11,12 @@ import asyncio
 import contextlib
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gymlab.rewarder import protocol as p
-from gymlab.rewarder.server import (
-    RequestRejected,
-    ResetOutcome,
-    RewarderServer,
-    StepOutcome,
-)
+from gymlab.rewarder.server import RequestRejected, RewarderServer
 from gymlab.rewarder.spaces import action_from_json, space_to_json
 from gymlab.runtime.keymaps import KeyMap, UnknownKeyMap, keymap_for
 
@@ -31,6 +28,7 @@ if TYPE_CHECKING:
     from gymlab.runtime.xwindow import FrameWindow
 
 log = logging.getLogger("gymlab.runtime")
+T = TypeVar("T")
 
 #: Observations up to this many numbers are pushed as v0.env.observation.
 MAX_PUSHED_OBSERVATION_SIZE = 1024
@@ -65,17 +63,14 @@ def render(env: gymnasium.Env[Any, Any]) -> np.ndarray:
     return np.ascontiguousarray(frame, dtype=np.uint8)
 
 
-def _jsonable_info(info: dict[str, Any]) -> dict[str, Any]:
-    """Keep the info entries that have a JSON form (Gymnasium infos may hold anything)."""
-    out: dict[str, Any] = {}
-    for key, value in info.items():
-        with contextlib.suppress(TypeError):
-            out[str(key)] = p.to_jsonable(value)
-    return out
-
-
 class EnvHost:
-    """The env, its display window and its clocks; the rewarder's backend."""
+    """The env, its display window and its clocks; the rewarder's backend.
+
+    The env's own work (``step``, ``reset``, ``render``, building a new env) runs on one
+    worker thread, so a slow environment cannot stall pings and handshakes on the loop;
+    drawing into X and every push stay on the loop, in order. One lock serialises the
+    env's users (real-time ticks, client resets, lockstep steps).
+    """
 
     def __init__(
         self,
@@ -85,18 +80,19 @@ class EnvHost:
         window: FrameWindow,
     ) -> None:
         self.config = config
+        self.mode = p.Mode(config.mode)
         self.env_id = config.env_id
         self.env = env
         self.window = window
         self.fps = config.fps
         self.keymap: KeyMap | None = self._keymap(config.env_id)
         self.frame = 0
-        self.episode = p.EpisodeCounter()
         self.server: RewarderServer | None = None
         self._tick = 0
-        self.episode.begin_reset()
+        self._env_thread = ThreadPoolExecutor(1, thread_name_prefix="gymlab-env")
+        self._env_lock = asyncio.Lock()
+        self._clock_changed = asyncio.Event()
         self._show(first_frame)
-        self.episode.finish_reset()
 
     @staticmethod
     def _keymap(env_id: str) -> KeyMap | None:
@@ -105,41 +101,52 @@ class EnvHost:
         except UnknownKeyMap:
             return None
 
-    # RewarderBackend
+    def close(self) -> None:
+        """Stop the env thread and close the env."""
+        self._env_thread.shutdown(wait=True, cancel_futures=True)
+        self.env.close()
+
+    async def _off_loop(self, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._env_thread, func, *args)
 
     @property
-    def episode_id(self) -> int:
-        """Current episode id."""
-        return self.episode.episode_id
+    def _server(self) -> RewarderServer:
+        if self.server is None:
+            raise RuntimeError("the env host serves no rewarder yet")
+        return self.server
 
-    def describe_body(self) -> dict[str, Any]:
-        """Describe body with gymlab's action_space / frame_shape / mode extras."""
-        return {
-            "env_id": self.env_id,
-            "env_state": self.episode.state,
-            "fps": self.fps,
-            "action_space": space_to_json(self.env.action_space),
-            "frame_shape": [self.window.height, self.window.width, 3],
-            "mode": self.config.mode,
-            "frame": self.frame,
-        }
+    # RewarderBackend
 
-    async def reset(self, request: p.ResetRequest) -> ResetOutcome:
-        """Client reset; the reply goes out after the reset frame is drawn."""
-        if request.fps is not None:
-            self.fps = request.fps
-        self._reset(
-            env_id=request.env_id, seed=request.seed, hint=request.episode_id_hint, requested=True
+    def describe(self) -> p.Describe:
+        """Describe with gymlab's action_space / frame_shape / mode extras."""
+        return p.Describe(
+            env_id=self.env_id,
+            fps=self.fps,
+            action_space=space_to_json(self.env.action_space),
+            frame_shape=(self.window.height, self.window.width, 3),
+            mode=self.mode,
+            frame=self.frame,
         )
-        return ResetOutcome(episode_id=self.episode_id, frame=self.frame)
 
-    async def step(self, request: p.StepRequest) -> StepOutcome:
+    async def reset(self, request: p.Reset) -> p.ResetReply:
+        """Client reset; the reply goes out after the reset frame is drawn."""
+        async with self._env_lock:
+            if request.fps is not None and request.fps != self.fps:
+                self.fps = request.fps
+                self._clock_changed.set()  # a sleeping real-time clock picks it up now
+            episode_id = await self._reset(
+                env_id=request.env_id, seed=request.seed, hint=request.episode_id, requested=True
+            )
+        return p.ResetReply(episode_id=episode_id, frame=self.frame)
+
+    async def step(self, request: p.Step) -> p.StepReply:
         """Lockstep: one step per request."""
         try:
             action = action_from_json(self.env.action_space, request.action)
         except ValueError as exc:
             raise RequestRejected(str(exc)) from None
-        return self._advance(action, request.action)
+        async with self._env_lock:
+            return await self._advance(action, request.action)
 
     # internals
 
@@ -147,109 +154,133 @@ class EnvHost:
         self.window.draw(frame)
         self.frame += 1
 
-    def _push_describe(self) -> None:
-        if self.server is not None:
-            self.server.push_describe()
+    def _build_env(self, env_id: str, seed: int | None) -> tuple[gymnasium.Env[Any, Any], Any]:
+        env = make_env(env_id)
+        try:
+            env.reset(seed=seed)
+            return env, render(env)
+        except BaseException:
+            env.close()
+            raise
 
-    def _switch_env(self, env_id: str, seed: int | None) -> np.ndarray:
+    async def _switch_env(self, env_id: str, seed: int | None) -> np.ndarray:
         """Build ``env_id``, reset it, and adopt it if its frames fit the display."""
         try:
             check_env_id(env_id)
         except ConfigError as exc:
             raise RequestRejected(str(exc)) from None
         keymap = self._keymap(env_id)
-        if self.config.mode == "realtime" and keymap is None:
+        if self.mode is p.Mode.REALTIME and keymap is None:
             raise RequestRejected(f"no key map for {env_id} (real-time mode needs one)")
-        env = make_env(env_id)
-        env.reset(seed=seed)
-        frame = render(env)
+        env, frame = await self._off_loop(self._build_env, env_id, seed)
         if frame.shape[:2] != (self.window.height, self.window.width):
-            env.close()
+            await self._off_loop(env.close)
             h, w = frame.shape[:2]
             raise RequestRejected(
                 f"{env_id} renders {w}x{h}, this display is {self.window.width}x"
                 f"{self.window.height}; start a runtime for it instead"
             )
-        self.env.close()
-        self.env, self.env_id, self.keymap = env, env_id, keymap
+        old, self.env, self.env_id, self.keymap = self.env, env, env_id, keymap
+        await self._off_loop(old.close)
         log.info("switched environment to %s", env_id)
         return frame
 
-    def _reset(
+    def _reset_env(self, seed: int | None) -> np.ndarray:
+        self.env.reset(seed=seed)
+        return render(self.env)
+
+    async def _reset(
         self,
         env_id: str | None = None,
         seed: int | None = None,
         hint: int | None = None,
         *,
         requested: bool = False,
-    ) -> None:
+    ) -> int:
+        """Reset (switching env first if asked); returns the new episode id."""
         frame = None
         if env_id is not None and env_id != self.env_id:
-            frame = self._switch_env(env_id, seed)
-        self.episode.begin_reset(hint)
-        self._push_describe()
-        if frame is None:
-            self.env.reset(seed=seed)
-            frame = render(self.env)
-        self._show(frame)
-        self.episode.finish_reset()
-        self._push_describe()
+            frame = await self._switch_env(env_id, seed)
+        with self._server.resetting(hint) as episode_id:
+            if frame is None:
+                frame = await self._off_loop(self._reset_env, seed)
+            self._show(frame)
         # Auto-resets happen many times a second in real time: keep them out of INFO.
         level = logging.INFO if requested else logging.DEBUG
-        log.log(level, "episode %d started (frame %d)", self.episode_id, self.frame)
-        if env_id is not None and self.server is not None:
-            self.server.push_text(f"environment is {self.env_id}")
+        log.log(level, "episode %d started (frame %d)", episode_id, self.frame)
+        if env_id is not None:
+            self._server.push(p.Text(text=f"environment is {self.env_id}", episode_id=episode_id))
+        return episode_id
 
-    def _advance(self, action: Any, action_json: Any) -> StepOutcome:
+    def _step_env(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any], np.ndarray]:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self._show(render(self.env))
-        old_episode, step_frame = self.episode_id, self.frame
-        info = _jsonable_info(info)
+        return obs, float(reward), bool(terminated), bool(truncated), info, render(self.env)
+
+    async def _advance(self, action: Any, action_json: Any) -> p.StepReply:
+        obs, reward, terminated, truncated, info, frame = await self._off_loop(
+            self._step_env, action
+        )
+        self._show(frame)
+        server = self._server
+        old_episode, step_frame = server.episodes.episode_id, self.frame
+        info = p.jsonable_items(info)
         info["action"] = action_json
-        if self.server is not None:
-            self.server.push_reward(
-                reward=float(reward),
-                terminated=bool(terminated),
-                truncated=bool(truncated),
+        server.push(
+            p.Reward(
+                reward=reward,
+                terminated=terminated,
+                truncated=truncated,
                 info=info,
                 frame=step_frame,
                 episode_id=old_episode,
             )
-            if getattr(obs, "size", MAX_PUSHED_OBSERVATION_SIZE + 1) <= MAX_PUSHED_OBSERVATION_SIZE:
-                self.server.push_observation(obs, old_episode)
+        )
+        if getattr(obs, "size", MAX_PUSHED_OBSERVATION_SIZE + 1) <= MAX_PUSHED_OBSERVATION_SIZE:
+            server.push(p.Observation(observation=p.to_jsonable(obs), episode_id=old_episode))
         if terminated or truncated:
             # Auto-reset: the observation (frame on screen) belongs to the new episode.
             info = {**info, "terminal_frame": step_frame, "terminal_episode_id": old_episode}
-            self._reset()
-        return StepOutcome(
+            await self._reset()
+        return p.StepReply(
             frame=self.frame,
-            reward=float(reward),
-            terminated=bool(terminated),
-            truncated=bool(truncated),
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
             info=info,
-            episode_id=self.episode_id,
+            episode_id=server.episodes.episode_id,
         )
 
-    def tick(self) -> None:
+    async def tick(self) -> None:
         """Real-time: one step with the action of the keys held now."""
         assert self.keymap is not None
-        self.window.poll_events()
-        action_json = self.keymap.action_for(
-            self.window.held_keys, self.window.pointer, width=self.window.width, tick=self._tick
-        )
-        self._tick += 1
-        self._advance(action_from_json(self.env.action_space, action_json), action_json)
+        async with self._env_lock:
+            self.window.poll_events()
+            action_json = self.keymap.action_for(
+                self.window.held_keys,
+                self.window.pointer,
+                width=self.window.width,
+                tick=self._tick,
+            )
+            self._tick += 1
+            await self._advance(action_from_json(self.env.action_space, action_json), action_json)
 
     async def run_realtime(self) -> None:
-        """Tick at ``fps`` until cancelled; a late tick moves the schedule instead of bursting."""
+        """Tick at ``fps`` until cancelled.
+
+        A late tick moves the schedule instead of bursting; a new ``fps`` (from a reset)
+        wakes the clock at once and starts a new schedule.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time()
         while True:
-            self.tick()
+            await self.tick()
             period = 1.0 / self.fps
             deadline += period
             delay = deadline - loop.time()
             if delay < -period:
+                deadline, delay = loop.time(), 0.0
+            self._clock_changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._clock_changed.wait(), max(0.0, delay))
+            if self._clock_changed.is_set():
                 deadline = loop.time()
-                delay = 0.0
-            await asyncio.sleep(max(0.0, delay))

@@ -11,26 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-#: The X keysyms the shipped maps use (values from X11's keysymdef.h).
+from gymlab.rfb.keysyms import keysym
+
+#: The keysym names the shipped maps bind, with their values from the one keysym table.
 KEYSYMS: dict[str, int] = {
-    "Left": 0xFF51,
-    "Up": 0xFF52,
-    "Right": 0xFF53,
-    "Down": 0xFF54,
-    "space": 0x0020,
-    "a": 0x0061,
-    "d": 0x0064,
-    "s": 0x0073,
-    "w": 0x0077,
+    name: keysym(name) for name in ("Left", "Up", "Right", "Down", "space", "a", "d", "s", "w")
 }
 
 #: Pointer button 1 in a VNC/X button mask.
 BUTTON1 = 1
-
-
-def keysym(name: str) -> int:
-    """Keysym value for ``name`` (a key of :data:`KEYSYMS`)."""
-    return KEYSYMS[name]
 
 
 def normalize_keysym(value: int) -> int:
