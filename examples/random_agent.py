@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import gymlab
-from gymlab.bench import local_runtimes
+from gymlab.runtime.local import local_runtimes, remotes_string
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         password = None
         if args.local:
-            runtimes, password = stack.enter_context(local_runtimes(args.local, args.mode))
-            remotes = "vnc://" + ",".join(rt.remote for rt in runtimes)
+            runtimes = stack.enter_context(local_runtimes(args.local, args.env_id, mode=args.mode))
+            remotes = remotes_string(runtimes)  # carries the runtimes' shared password
         else:
             remotes = args.remotes
             if args.password_file:

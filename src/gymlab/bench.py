@@ -20,162 +20,27 @@ import asyncio
 import contextlib
 import json
 import os
-import re
-import secrets
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gymlab.runtime.local import LocalRuntime, local_runtimes, remotes_string, rss_bytes
 
 ENV_ID = "CartPole-v1"
 READY_TIMEOUT = 60.0
 
 
 # ----- local runtimes -----------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident set size of ``pid`` (VmRSS), 0 if it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            out += [int(x) for x in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
-    return out
-
-
-@dataclass
-class LocalRuntime:
-    """A ``gymlab runtime serve`` subprocess on loopback."""
-
-    proc: subprocess.Popen[str]
-    vnc_port: int
-    rewarder_port: int
-    lines: list[str] = field(default_factory=list)
-
-    @property
-    def remote(self) -> str:
-        """Its entry in a remotes string."""
-        return f"127.0.0.1:{self.vnc_port}+{self.rewarder_port}"
-
-    def pids(self) -> list[int]:
-        """The runtime process and its children (Xvnc)."""
-        return [self.proc.pid, *_children(self.proc.pid)]
-
-    def rss(self) -> int:
-        """Resident memory of the runtime process plus Xvnc."""
-        return sum(rss_bytes(pid) for pid in self.pids())
-
-    def terminate(self) -> list[int]:
-        """Send SIGTERM; returns the children to reap in :meth:`stop`."""
-        children = _children(self.proc.pid)
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return children
-
-    def stop(self, children: list[int] | None = None) -> None:
-        """SIGTERM (then SIGKILL) the runtime; make sure its Xvnc is gone too."""
-        if children is None:
-            children = self.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        for pid in children:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-
-
-def _start_runtime(workdir: Path, password_file: Path, mode: str, fps: float) -> LocalRuntime:
-    vnc_port, rewarder_port = _free_port(), _free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "gymlab.cli",
-        "runtime",
-        "serve",
-        f"--env-id={ENV_ID}",
-        f"--vnc-port={vnc_port}",
-        f"--rewarder-port={rewarder_port}",
-        f"--password-file={password_file}",
-        f"--mode={mode}",
-        f"--fps={fps}",
-    ]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=workdir
-    )
-    return LocalRuntime(proc, vnc_port, rewarder_port)
-
-
-def _wait_ready(rt: LocalRuntime, ready: threading.Event) -> None:
-    assert rt.proc.stderr is not None
-    for line in rt.proc.stderr:
-        rt.lines.append(line.rstrip())
-        if re.search(r"runtime ready", line):
-            ready.set()
-    ready.set()
-
-
-@contextlib.contextmanager
-def local_runtimes(
-    n: int, mode: str, fps: float = 60.0
-) -> Iterator[tuple[list[LocalRuntime], str]]:
-    """Start ``n`` runtimes in parallel; yields them and their password; always stops them."""
-    password = secrets.token_hex(4)  # VNC uses 8 characters
-    with tempfile.TemporaryDirectory(prefix="gymlab-bench-") as tmp:
-        workdir = Path(tmp)
-        password_file = workdir / "password"
-        password_file.write_text(password + "\n")
-        password_file.chmod(0o600)
-        runtimes: list[LocalRuntime] = []
-        try:
-            events = []
-            for _ in range(n):
-                rt = _start_runtime(workdir, password_file, mode, fps)
-                runtimes.append(rt)
-                ready = threading.Event()
-                threading.Thread(target=_wait_ready, args=(rt, ready), daemon=True).start()
-                events.append(ready)
-            deadline = time.monotonic() + READY_TIMEOUT
-            for rt, ready in zip(runtimes, events, strict=True):
-                if not ready.wait(max(0.0, deadline - time.monotonic())) or rt.proc.poll():
-                    tail = "\n".join(rt.lines[-5:])
-                    raise RuntimeError(f"runtime on {rt.remote} did not start:\n{tail}")
-            yield runtimes, password
-        finally:
-            children = [rt.terminate() for rt in runtimes]  # all at once: they stop in parallel
-            for rt, kids in zip(runtimes, children, strict=True):
-                rt.stop(kids)
+# Started, watched and stopped by gymlab.runtime.local, the one local supervisor.
 
 
 def _remotes(runtimes: list[LocalRuntime]) -> str:
-    return "vnc://" + ",".join(rt.remote for rt in runtimes)
+    return remotes_string(runtimes, with_password=False)  # the sections pass it separately
 
 
 # ----- sections -----------------------------------------------------------------------------
@@ -279,7 +144,7 @@ class LagProbe:
         self.rewards_seen: list[dict[int, float]] = [{} for _ in range(n)]
         self.frames: list[list[tuple[int, float, Any]]] = [[] for _ in range(n)]
         self._pending: list[tuple[int, float] | None] = [None] * n
-        self._sockets: list[Any] = []
+        self._clients: list[Any] = []
 
     def on_update(self, index: int, when: float, framebuffer: np.ndarray) -> None:
         """``RemoteVectorEnv`` hook: one decoded update."""
@@ -291,27 +156,26 @@ class LagProbe:
             self.rewards_seen[index][event.frame] = when
 
     async def observe(self, index: int, host: str, port: int, password: str) -> None:
-        """Observer connection: record (frame, sent_at, state) until cancelled."""
-        from websockets.asyncio.client import connect
-
+        """Observer connection: record (frame, sent_at, state) until closed."""
         from gymlab.rewarder import protocol as p
-        from gymlab.rewarder.auth import basic_authorization
+        from gymlab.rewarder.client import RewarderClient
 
-        headers = {"Authorization": basic_authorization(password), p.OBSERVER_HEADER: "true"}
-        async with connect(f"ws://{host}:{port}/", additional_headers=headers) as ws:
-            self._sockets.append(ws)
-            async for text in ws:
-                msg = p.parse_message(text)
-                if msg.method == p.ENV_REWARD and isinstance(msg.body.get("frame"), int):
-                    self._pending[index] = (msg.body["frame"], float(msg.headers["sent_at"]))
-                elif msg.method == p.ENV_OBSERVATION and self._pending[index] is not None:
-                    frame, sent_at = self._pending[index]  # type: ignore[misc]
-                    self.frames[index].append((frame, sent_at, msg.body.get("observation")))
-                    self._pending[index] = None
+        def record(event: p.Event) -> None:
+            if isinstance(event, p.Reward) and event.frame is not None:
+                assert event.sent_at is not None  # the runtime always stamps it
+                self._pending[index] = (event.frame, event.sent_at)
+            elif isinstance(event, p.Observation) and self._pending[index] is not None:
+                frame, sent_at = self._pending[index]  # type: ignore[misc]
+                self.frames[index].append((frame, sent_at, event.observation))
+                self._pending[index] = None
+
+        client = await RewarderClient.connect(host, port, password, observer=True)
+        client.add_listener(record)
+        self._clients.append(client)
 
     async def close(self) -> None:
         """Close the observer connections (a runtime waits for its clients when it stops)."""
-        await asyncio.gather(*(ws.close() for ws in self._sockets), return_exceptions=True)
+        await asyncio.gather(*(c.close() for c in self._clients), return_exceptions=True)
 
     def analyse(self) -> dict[str, Any]:
         """Match updates to frames; returns lag percentiles and match counts."""
@@ -535,14 +399,18 @@ def run_bench(
     start = time.monotonic()
     print(f"(a) in-process baseline, {span:.0f} s ...", file=sys.stderr)
     results["a"] = bench_inprocess(span)
-    with local_runtimes(4, "lockstep") as (runtimes, password):
+    with local_runtimes(4, ENV_ID, mode="lockstep", ready_timeout=READY_TIMEOUT) as runtimes:
+        password = runtimes[0].password
         print(f"(b) 1 lockstep remote, {span:.0f} s ...", file=sys.stderr)
         results["b"] = bench_lockstep(runtimes[:1], password, span)
         print(f"(c) 4 lockstep remotes, {span:.0f} s ...", file=sys.stderr)
         results["c"] = bench_lockstep(runtimes, password, span)
         print("(e) bytes per frame per encoding ...", file=sys.stderr)
         results["e"] = bench_bytes(runtimes[0], password, max(1.0, span / 2))
-    with local_runtimes(4, "realtime", fps) as (runtimes, password):
+    with local_runtimes(
+        4, ENV_ID, mode="realtime", fps=fps, ready_timeout=READY_TIMEOUT
+    ) as runtimes:
+        password = runtimes[0].password
         print(f"(d) 4 realtime remotes at {fps:g} fps, {span:.0f} s ...", file=sys.stderr)
         results["d"] = bench_realtime(runtimes, password, span, fps)
     results["loadavg_after"] = os.getloadavg()

@@ -1,51 +1,49 @@
-"""Helpers for the runtime end-to-end tests: start `gymlab runtime serve` as a real subprocess."""
+"""Helpers for the runtime end-to-end tests: `gymlab runtime serve` as a real subprocess.
+
+Starting, readiness and cleanup are :mod:`gymlab.runtime.local`'s; this adds
+the test-side names (``start_runtime``, ``running_runtime``, ...) and the
+hand-built v0 messages, which use no gymlab code.
+"""
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
-import os
-import re
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gymlab.runtime.local import (
+    LocalRuntime,
+    LocalRuntimeError,
+    child_pids,
+    free_port,
+    pid_alive,
+    start_local_runtime,
+)
+
+__all__ = [
+    "PASSWORD",
+    "READY_TIMEOUT",
+    "RuntimeProcess",
+    "auth_headers",
+    "child_pids",
+    "free_port",
+    "pid_alive",
+    "running_runtime",
+    "start_runtime",
+    "v0",
+    "vncdo",
+]
+
 READY_TIMEOUT = 40.0
 PASSWORD = "pa55word"
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago (the kernel picks it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def child_pids(pid: int) -> list[int]:
-    """Direct children of ``pid`` (from /proc)."""
-    children: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as fh:
-                children += [int(x) for x in fh.read().split()]
-    return children
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def auth_headers(password: str, observer: bool = False) -> dict[str, str]:
@@ -60,52 +58,21 @@ def v0(method: str, message_id: int, body: dict[str, Any] | None = None, **heade
     return json.dumps({"method": method, "headers": hdrs, "body": body or {}})
 
 
-@dataclass
-class RuntimeProcess:
-    """A running `gymlab runtime serve` subprocess."""
+class RuntimeProcess(LocalRuntime):
+    """A :class:`LocalRuntime` whose ``terminate`` waits and fails the test on a hang."""
 
-    proc: subprocess.Popen[str]
-    vnc_port: int
-    rewarder_port: int
-    password: str
-    display: int | None = None
-    lines: list[str] = field(default_factory=list)
+    @classmethod
+    def of(cls, rt: LocalRuntime) -> RuntimeProcess:
+        """The same runtime (process, log, reader) as a :class:`RuntimeProcess`."""
+        return cls(**{f.name: getattr(rt, f.name) for f in dataclasses.fields(rt)})
 
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.rewarder_port}/"
-
-    @property
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    def xvnc_pids(self) -> list[int]:
-        return [
-            pid
-            for pid in child_pids(self.proc.pid)
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "Xvnc"
-        ]
-
-    def terminate(self, timeout: float = 20.0) -> int:
-        """SIGTERM and wait (bounded); returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise AssertionError(f"runtime ignored SIGTERM for {timeout}s:\n{self.log}") from None
-
-
-def _pump(stream: Any, lines: list[str], ready: threading.Event, holder: dict[str, int]) -> None:
-    for line in stream:
-        lines.append(line.rstrip())
-        match = re.search(r"runtime ready: .* on display :(\d+)", line)
-        if match:
-            holder["display"] = int(match.group(1))
-            ready.set()
-    ready.set()  # EOF: the process ended
+    def terminate(self, timeout: float = 20.0) -> int:  # type: ignore[override]
+        """SIGTERM and wait (bounded); returns the exit code, raises if SIGTERM was ignored."""
+        running = self.proc.poll() is None
+        code = self.stop(timeout)
+        if running and code == -signal.SIGKILL:
+            raise AssertionError(f"runtime ignored SIGTERM for {timeout}s:\n{self.log}")
+        return code
 
 
 def start_runtime(
@@ -116,42 +83,27 @@ def start_runtime(
     password: str = PASSWORD,
     extra: list[str] | None = None,
 ) -> RuntimeProcess:
-    """Start a runtime on free ports and wait until it logs that it is ready."""
+    """Start a runtime (cwd ``workdir``) on free ports and wait until it logs that it is ready.
+
+    The runtime reads its password from stdin; ``workdir/password`` holds it too,
+    for tests that hand a password file to other tools.
+    """
     pw_file = workdir / "password"
     pw_file.write_text(password + "\n")
     pw_file.chmod(0o600)
-    vnc_port, rewarder_port = free_port(), free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "gymlab.cli",
-        "runtime",
-        "serve",
-        "--env-id",
-        env_id,
-        "--vnc-port",
-        str(vnc_port),
-        "--rewarder-port",
-        str(rewarder_port),
-        "--password-file",
-        str(pw_file),
-        "--mode",
-        mode,
-        "--fps",
-        str(fps),
-        *(extra or []),
-    ]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=workdir
-    )
-    rt = RuntimeProcess(proc, vnc_port, rewarder_port, password)
-    ready, holder = threading.Event(), {}
-    threading.Thread(target=_pump, args=(proc.stderr, rt.lines, ready, holder), daemon=True).start()
-    if not ready.wait(READY_TIMEOUT) or "display" not in holder:
-        rt.terminate()
-        raise AssertionError(f"runtime did not become ready:\n{rt.log}")
-    rt.display = holder["display"]
-    return rt
+    try:
+        rt = start_local_runtime(
+            env_id,
+            mode=mode,
+            fps=fps,
+            password=password,
+            workdir=workdir,
+            extra_args=extra or (),
+            ready_timeout=READY_TIMEOUT,
+        )
+    except LocalRuntimeError as exc:
+        raise AssertionError(str(exc)) from None
+    return RuntimeProcess.of(rt)
 
 
 @contextlib.contextmanager
@@ -161,16 +113,10 @@ def running_runtime(workdir: Path, **kwargs: Any) -> Iterator[RuntimeProcess]:
     try:
         yield rt
     finally:
-        xvnc = rt.xvnc_pids()
-        rt.terminate()
-        for pid in xvnc:  # never leave an Xvnc behind, even when a test failed
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        rt.terminate()  # stops Xvnc too, even when a test failed
 
 
-def vncdo(
-    rt: RuntimeProcess, *args: str, timeout: float = 60.0
-) -> subprocess.CompletedProcess[str]:
+def vncdo(rt: LocalRuntime, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run the vncdotool CLI (a VNC peer nobody here wrote) against the runtime."""
     exe = Path(sys.executable).with_name("vncdo")
     return subprocess.run(

@@ -17,12 +17,7 @@ import numpy as np
 from Xlib import X, display
 from Xlib.xobject.drawable import Window
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (Xvnc start is retried on clashes)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from gymlab.runtime.local import free_port  # a port free a moment ago: Xvnc start is retried
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -77,7 +77,7 @@ def test_lockstep_conversation_both_sides() -> None:
 
 
 def test_message_ids_count_up_and_headers_are_kept() -> None:
-    server, client = pair()
+    _server, client = pair()
     first = json.loads(client.send(p.Ping()))["headers"]
     second = json.loads(client.send(p.Ping()))["headers"]
     assert second["message_id"] == first["message_id"] + 1
@@ -89,10 +89,10 @@ def test_message_ids_count_up_and_headers_are_kept() -> None:
 
 def test_replies_answer_the_request_in_flight_and_nothing_else() -> None:
     server, client = pair()
-    with pytest.raises(p.LocalProtocolError, match="answers no request"):
+    with pytest.raises(p.LocalProtocolError, match=r"answers no request"):
         server.send(p.PingReply())
     server.receive(client.send(p.Ping()))
-    with pytest.raises(p.LocalProtocolError, match="answers no request"):
+    with pytest.raises(p.LocalProtocolError, match=r"answers no request"):
         server.send(p.StepReply(frame=1))  # a step reply cannot answer a ping
     server.send(p.PingReply())
 
@@ -139,9 +139,9 @@ def test_nonfinite_floats_and_numpy_travel_as_strict_json() -> None:
 def test_step_during_a_reset_is_refused_on_both_sides() -> None:
     server, client = pair()
     server.receive(client.send(p.Reset()))
-    with pytest.raises(p.LocalProtocolError, match="reset is in flight"):
+    with pytest.raises(p.LocalProtocolError, match=r"reset is in flight"):
         client.send(p.Step(action=0))
-    with pytest.raises(p.RemoteProtocolError, match="reset is in flight") as info:
+    with pytest.raises(p.RemoteProtocolError, match=r"reset is in flight") as info:
         server.receive(frame(p.ENV_STEP, 50, {"action": 0}))
     assert info.value.parent_message_id == 50
     error = json.loads(server.send(p.ErrorReply(message=str(info.value))))
@@ -151,9 +151,9 @@ def test_step_during_a_reset_is_refused_on_both_sides() -> None:
 def test_observers_may_only_ping() -> None:
     server, client = pair(observer=True)
     for request in (p.Reset(), p.Step(action=0)):
-        with pytest.raises(p.LocalProtocolError, match="observers"):
+        with pytest.raises(p.LocalProtocolError, match=r"observers"):
             client.send(request)
-    with pytest.raises(p.RemoteProtocolError, match="observers cannot send v0.env.reset"):
+    with pytest.raises(p.RemoteProtocolError, match=r"observers cannot send v0.env.reset"):
         server.receive(frame(p.ENV_RESET, 3))
     server.send(p.ErrorReply(message="no"))
     assert isinstance(server.receive(client.send(p.Ping())), p.Ping)
@@ -161,17 +161,17 @@ def test_observers_may_only_ping() -> None:
 
 def test_step_exists_only_in_lockstep() -> None:
     server, client = pair(p.Mode.REALTIME)
-    with pytest.raises(p.LocalProtocolError, match="only available in lockstep mode"):
+    with pytest.raises(p.LocalProtocolError, match=r"only available in lockstep mode"):
         client.send(p.Step(action=0))
-    with pytest.raises(p.RemoteProtocolError, match="only available in lockstep mode"):
+    with pytest.raises(p.RemoteProtocolError, match=r"only available in lockstep mode"):
         server.receive(frame(p.ENV_STEP, 4, {"action": 0}))
 
 
 def test_each_side_refuses_the_other_sides_events() -> None:
     server, client = pair()
-    with pytest.raises(p.RemoteProtocolError, match="sent by the server"):
+    with pytest.raises(p.RemoteProtocolError, match=r"sent by the server"):
         server.receive(frame(p.ENV_DESCRIBE, 1))
-    with pytest.raises(p.RemoteProtocolError, match="sent by the client"):
+    with pytest.raises(p.RemoteProtocolError, match=r"sent by the client"):
         client.receive(frame(p.ENV_RESET, 1))
     with pytest.raises(p.LocalProtocolError):
         client.send(p.Reward())
@@ -183,9 +183,9 @@ def test_requests_in_flight_are_bounded() -> None:
     server, client = pair()
     for _ in range(p.MAX_IN_FLIGHT):
         server.receive(client.send(p.Ping()))
-    with pytest.raises(p.LocalProtocolError, match="already in flight"):
+    with pytest.raises(p.LocalProtocolError, match=r"already in flight"):
         client.send(p.Ping())
-    with pytest.raises(p.RemoteProtocolError, match="already in flight"):
+    with pytest.raises(p.RemoteProtocolError, match=r"already in flight"):
         server.receive(frame(p.CONTROL_PING, 999))
 
 
@@ -193,7 +193,7 @@ def test_nothing_is_sent_after_close() -> None:
     server, client = pair()
     client.receive(server.send(p.Close(message="bye")))
     assert server.closed and client.closed
-    with pytest.raises(p.LocalProtocolError, match="closed"):
+    with pytest.raises(p.LocalProtocolError, match=r"closed"):
         server.send(p.Text(text="late"))
 
 
@@ -212,7 +212,7 @@ def test_nothing_is_sent_after_close() -> None:
         ({"fps": 1e9}, {}, "body.fps"),
         ({}, {"episode_id": "x1"}, "headers.episode_id must be a decimal integer string"),
         ({}, {"episode_id": "9" * 20}, "headers.episode_id"),
-        ({}, {"episode_id": str(p.MAX_EPISODE_ID)}, "headers.episode_id"),  # no room for +1
+        ({}, {"episode_id": str(p.MAX_EPISODE_HINT + 1)}, "headers.episode_id"),
         ({}, {"sent_at": "now"}, "headers.sent_at must be a non-negative number"),
     ],
 )
@@ -223,24 +223,28 @@ def test_reset_fields_are_checked_one_rule_each(body: dict, headers: dict, error
     assert info.value.parent_message_id == 8 and not info.value.fatal
 
 
-def test_an_id_the_server_may_issue_is_one_the_client_accepts() -> None:
+def test_an_id_the_server_may_issue_is_one_the_client_accepts_and_hints_back() -> None:
     server, client = pair()
-    hint = p.MAX_EPISODE_ID - 1  # the largest hint the server accepts
-    reset = server.receive(frame(p.ENV_RESET, 2, {}, episode_id=str(hint)))
+    reset = server.receive(client.send(p.Reset(episode_id=p.MAX_EPISODE_HINT)))
     assert isinstance(reset, p.Reset)
     counter = p.EpisodeCounter(5)
     new_id = counter.begin_reset(reset.episode_id)
-    assert new_id == p.MAX_EPISODE_ID
+    assert new_id == p.MAX_EPISODE_HINT + 1
     reply = client.receive(server.send(p.ResetReply(episode_id=new_id)))
     assert isinstance(reply, p.ResetReply) and reply.episode_id == new_id
-    with pytest.raises(p.LocalProtocolError, match="headers.episode_id"):
+    # the client's next hint is its episode, clamped to what a server accepts
+    again = server.receive(client.send(p.Reset(episode_id=p.episode_hint(new_id))))
+    assert isinstance(again, p.Reset) and again.episode_id == p.MAX_EPISODE_HINT
+    assert counter.begin_reset(again.episode_id) == new_id + 1
+    assert client.receive(server.send(p.Text(text="x", episode_id=p.MAX_EPISODE_ID)))
+    with pytest.raises(p.LocalProtocolError, match=r"headers.episode_id"):
         server.send(p.Text(text="x", episode_id=p.MAX_EPISODE_ID + 1))
 
 
 def test_reset_reply_must_name_the_episode() -> None:
     _, client = pair()
     client.send(p.Reset())
-    with pytest.raises(p.RemoteProtocolError, match="headers.episode_id must be"):
+    with pytest.raises(p.RemoteProtocolError, match=r"headers.episode_id must be"):
         client.receive(frame(p.REPLY_ENV_RESET, 3, {}, parent_message_id=1))
 
 
@@ -257,7 +261,7 @@ def test_reset_reply_must_name_the_episode() -> None:
         (
             '{"method": "v0.env.step", "headers": {"message_id": 1}, "body": {"action": NaN}}',
             "NaN is not strict JSON",
-        ),  # fmt: skip
+        ),
         ('{"method": "v0.env.step", "headers": {"message_id": 1}, "body": {}}', "body.action"),
         ('{"method": "v0.env.bogus", "headers": {"message_id": 1}}', "unknown method"),
     ],
@@ -273,9 +277,9 @@ def test_server_refuses_malformed_frames_in_one_line(text: str, error: str) -> N
 def test_deep_nesting_is_a_protocol_error_not_a_crash(depth: int) -> None:
     server, _ = pair()
     action = "[" * depth + "]" * depth
-    text = '{"method":"v0.env.step","headers":{"message_id":1},"body":{"action":%s}}' % action
+    text = f'{{"method":"v0.env.step","headers":{{"message_id":1}},"body":{{"action":{action}}}}}'
     assert len(text) < p.MAX_INCOMING_MESSAGE_BYTES
-    with pytest.raises(p.RemoteProtocolError, match="nested deeper"):
+    with pytest.raises(p.RemoteProtocolError, match=r"nested deeper"):
         server.receive(text)
 
 
@@ -301,7 +305,7 @@ def test_client_checks_server_fields_too() -> None:
     ]:
         with pytest.raises(p.RemoteProtocolError, match=error):
             client.receive(frame(p.ENV_REWARD, 2, body, episode_id="1"))
-    with pytest.raises(p.RemoteProtocolError, match="frame_shape"):
+    with pytest.raises(p.RemoteProtocolError, match=r"frame_shape"):
         client.receive(frame(p.ENV_DESCRIBE, 3, {"frame_shape": [16384 * 2, 10, 3]}))
 
 
@@ -343,14 +347,12 @@ def test_garbage_text_is_a_remote_error(text: str) -> None:
         pass
 
 
-@given(st.lists(st.one_of(st.none(), st.integers(0, p.MAX_EPISODE_ID - 1)), max_size=30))
+@given(st.lists(st.one_of(st.none(), st.integers(0, p.MAX_EPISODE_HINT)), max_size=30))
 def test_episode_ids_follow_the_max_rule_and_stay_acceptable(hints: list[int | None]) -> None:
     counter = p.EpisodeCounter()
     server, client = pair()
     previous = counter.episode_id
     for hint in hints:
-        if hint is not None and hint >= p.MAX_EPISODE_ID - 1 and previous >= hint:
-            break
         new = counter.begin_reset(hint)
         expected = previous + 1 if hint is None else max(previous, hint) + 1
         assert new == expected and counter.state is p.EnvState.RESETTING
@@ -359,5 +361,3 @@ def test_episode_ids_follow_the_max_rule_and_stay_acceptable(hints: list[int | N
         event = client.receive(server.send(p.Text(text="", episode_id=new)))
         assert isinstance(event, p.Text) and event.episode_id == new
         previous = new
-        if new == p.MAX_EPISODE_ID:
-            break

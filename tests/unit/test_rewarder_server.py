@@ -111,7 +111,7 @@ def run(coro: Any) -> Any:
 
 def test_client_conversation() -> None:
     async def main() -> None:
-        backend, server = start_server()
+        _backend, server = start_server()
         await server.start()
         client = await RewarderClient.connect("127.0.0.1", server.port, PASSWORD, timeout=5)
         try:
@@ -127,9 +127,9 @@ def test_client_conversation() -> None:
             assert [r.frame for r in results] == [3, 4, 5]
             assert results[2].terminated and results[2].episode_id == 3
             assert results[0].info == {"a": 1}
-            with pytest.raises(RewarderRequestError, match="unknown env"):
+            with pytest.raises(RewarderRequestError, match=r"unknown env"):
                 await client.reset(env_id="Other-v0")
-            with pytest.raises(RewarderRequestError, match="internal error: RuntimeError"):
+            with pytest.raises(RewarderRequestError, match=r"internal error: RuntimeError"):
                 await client.step("boom")
             assert await client.ping() > 0  # still served
         finally:
@@ -141,7 +141,7 @@ def test_client_conversation() -> None:
 
 def test_wrong_password_close_message_then_1000() -> None:
     async def main() -> None:
-        backend, server = start_server()
+        _backend, server = start_server()
         await server.start()
         try:
             async with connect(
@@ -153,7 +153,7 @@ def test_wrong_password_close_message_then_1000() -> None:
                 with pytest.raises(ConnectionClosed):
                     await ws.recv()
                 assert ws.close_code == 1000
-            with pytest.raises(RewarderRefused, match="password"):
+            with pytest.raises(RewarderRefused, match=r"password"):
                 await RewarderClient.connect("127.0.0.1", server.port, "nope", timeout=5)
         finally:
             await server.close()
@@ -164,11 +164,11 @@ def test_wrong_password_close_message_then_1000() -> None:
 def test_failed_attempts_hold_the_address_briefly_and_say_why() -> None:
     async def main() -> None:
         limiter = FailedAttemptLimiter(free_failures=2, window=60, hold=1.0)
-        backend, server = start_server(limiter=limiter)
+        _backend, server = start_server(limiter=limiter)
         await server.start()
         try:
             for _ in range(3):
-                with pytest.raises(RewarderRefused, match="password"):
+                with pytest.raises(RewarderRefused, match=r"password"):
                     await RewarderClient.connect("127.0.0.1", server.port, "bad", timeout=5)
             # held: a client that cannot wait is told why and for how long
             with pytest.raises(
@@ -188,13 +188,13 @@ def test_failed_attempts_hold_the_address_briefly_and_say_why() -> None:
 
 def test_missing_password_is_named_as_such() -> None:
     async def main() -> None:
-        backend, server = start_server()
+        _backend, server = start_server()
         await server.start()
         try:
             async with connect(f"ws://127.0.0.1:{server.port}/") as ws:
                 first = json.loads(await ws.recv())
                 assert first["body"]["message"] == "no password given"
-            with pytest.raises(RewarderRefused, match="no password given"):
+            with pytest.raises(RewarderRefused, match=r"no password given"):
                 await RewarderClient.connect("127.0.0.1", server.port, "", timeout=5)
         finally:
             await server.close()
@@ -204,7 +204,7 @@ def test_missing_password_is_named_as_such() -> None:
 
 def test_one_controller_many_observers() -> None:
     async def main() -> None:
-        backend, server = start_server()
+        _backend, server = start_server()
         await server.start()
         controller = await RewarderClient.connect("127.0.0.1", server.port, PASSWORD)
         observers = [
@@ -212,13 +212,13 @@ def test_one_controller_many_observers() -> None:
             for _ in range(2)
         ]
         try:
-            with pytest.raises(RewarderRefused, match="controlling client"):
+            with pytest.raises(RewarderRefused, match=r"controlling client"):
                 await RewarderClient.connect("127.0.0.1", server.port, PASSWORD)
             assert server.observer_count == 2 and server.has_controller
             await controller.step(0)
             for obs in observers:
                 await obs.ping()  # observers may ping (and the reply follows the reward push)
-            with pytest.raises(p.LocalProtocolError, match="observers"):
+            with pytest.raises(p.LocalProtocolError, match=r"observers"):
                 await observers[0].reset()  # but not control: their own protocol refuses
             for obs in observers:
                 popped = obs.pop_rewards()
@@ -240,7 +240,7 @@ def test_one_controller_many_observers() -> None:
 
 def test_errors_keep_connection_and_oversized_closes() -> None:
     async def main() -> None:
-        backend, server = start_server(p.Mode.REALTIME)
+        _backend, server = start_server(p.Mode.REALTIME)
         await server.start()
         try:
             async with connect(
@@ -273,7 +273,7 @@ def test_reset_timeout_and_connection_lost() -> None:
         client = await RewarderClient.connect("127.0.0.1", server.port, PASSWORD)
         try:
             backend.reset_delay = 2.0
-            with pytest.raises(RewarderTimeout, match="reset"):
+            with pytest.raises(RewarderTimeout, match=r"reset"):
                 await client.reset(timeout=0.2)
             backend.reset_delay = 0.0
             await server.close("maintenance")

@@ -43,7 +43,11 @@ def test_realtime_rewards_accumulate_and_done_closes_the_episode() -> None:
     assert (out.result.reward, out.result.terminated, out.result.truncated) == (1.0, True, False)
     assert out.final_info is not None and out.final_info["episode_id"] == 3
     out = realtime_outcome(FRAME, buffer.pop(), truncated)
-    assert (out.result.reward, out.result.terminated, out.result.info["episode_id"]) == (1.0, False, 4)
+    assert (out.result.reward, out.result.terminated, out.result.info["episode_id"]) == (
+        1.0,
+        False,
+        4,
+    )
 
 
 def test_realtime_truncation_is_told_apart_from_termination() -> None:
@@ -57,7 +61,11 @@ def test_realtime_truncation_is_told_apart_from_termination() -> None:
 
 def test_nothing_arrived_gives_zero_reward() -> None:
     out = realtime_outcome(FRAME, RewardBuffer(episode_id=2).pop(), set())
-    assert (out.result.reward, out.result.terminated, out.result.info["stats.reward.count"]) == (0.0, False, 0)
+    assert (out.result.reward, out.result.terminated, out.result.info["stats.reward.count"]) == (
+        0.0,
+        False,
+        0,
+    )
 
 
 def test_lockstep_outcome_keeps_terminal_info() -> None:
@@ -70,7 +78,12 @@ def test_lockstep_outcome_keeps_terminal_info() -> None:
         episode_id=3,
     )
     out = lockstep_outcome(FRAME, reply)
-    assert (out.result.reward, out.result.terminated, out.result.info["frame"], out.result.info["episode_id"]) == (
+    assert (
+        out.result.reward,
+        out.result.terminated,
+        out.result.info["frame"],
+        out.result.info["episode_id"],
+    ) == (
         1.0,
         True,
         9,

@@ -95,7 +95,7 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         password: str | None = None,
         *,
         env_id: str | None = None,
-        mode: Mode | None = None,
+        mode: Mode | str | None = None,
         fps: float | None = None,
         connect_timeout: float = 10.0,
         reset_timeout: float = 60.0,

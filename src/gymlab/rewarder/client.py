@@ -245,7 +245,8 @@ class RewarderClient:
         timeout: float = 30.0,
     ) -> int:
         """Reset the remote env; returns the new episode id once the reset frame is drawn."""
-        request = p.Reset(env_id=env_id, seed=seed, fps=fps, episode_id=self.rewards.episode_id)
+        hint = p.episode_hint(self.rewards.episode_id)
+        request = p.Reset(env_id=env_id, seed=seed, fps=fps, episode_id=hint)
         self.rewards.begin_reset()
         try:
             reply: p.ResetReply = await self._request(request, timeout, "reset")

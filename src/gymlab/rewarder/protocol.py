@@ -56,6 +56,9 @@ CLIENT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_JSON_DEPTH = 32
 #: Largest episode id either side issues or accepts (18 decimal digits).
 MAX_EPISODE_ID = 10**18 - 1
+#: Largest reset hint accepted; far below MAX_EPISODE_ID, so that no hint, however
+#: hostile, can use up the ids (a client clamps its hint: see :func:`episode_hint`).
+MAX_EPISODE_HINT = 10**15
 #: Message ids stay exact in every JSON implementation (IEEE doubles).
 MAX_MESSAGE_ID = 2**53 - 1
 #: Real-time clock rates a runtime accepts, in frames per second.
@@ -280,11 +283,11 @@ _EPISODE_ID = Rule(
     lambda v: _optional(v, int),
     lambda v: _optional(v, str),
 )
-# The server issues max(hint + 1, current + 1): a hint must leave room for one more id.
+# The server issues max(hint + 1, current + 1): hints leave room for 10**18 more ids.
 _EPISODE_HINT = replace(
     _EPISODE_ID,
-    check=lambda v: _is_digits(v, MAX_EPISODE_ID - 1),
-    expected=f"a decimal integer string in 0..{MAX_EPISODE_ID - 1}",
+    check=lambda v: _is_digits(v, MAX_EPISODE_HINT),
+    expected=f"a decimal integer string in 0..{MAX_EPISODE_HINT}",
 )
 _ENV_ID = Rule(
     lambda v: isinstance(v, str) and 0 < len(v) <= MAX_ENV_ID_LENGTH,
@@ -638,6 +641,11 @@ class _InFlight:
 
 
 # --- episode ids ------------------------------------------------------------------
+
+
+def episode_hint(episode_id: int | None) -> int | None:
+    """The reset hint a client sends for its current episode (clamped to what is accepted)."""
+    return None if episode_id is None else min(episode_id, MAX_EPISODE_HINT)
 
 
 class EpisodeCounter:

@@ -83,8 +83,14 @@ def action_from_json(space: gymnasium.Space[Any], value: Any) -> Any:
             action = action.astype(space.dtype).reshape(space.shape)
         else:
             raise UnsupportedSpace(f"no JSON actions for {type(space).__name__}")
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"invalid action {value!r}: {exc}") from None
+    except (TypeError, ValueError, OverflowError) as exc:  # 2**64 overflows int64
+        raise ValueError(f"invalid action {_short(value)}: {exc}") from None
     if not space.contains(action):
-        raise ValueError(f"action {value!r} is not in {space}")
+        raise ValueError(f"action {_short(value)} is not in {space}")
     return int(action) if isinstance(space, spaces.Discrete) else action
+
+
+def _short(value: Any) -> str:
+    """``repr`` cut to one short line (actions come from the wire)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

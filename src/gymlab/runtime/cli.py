@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -15,8 +16,11 @@ def add_parser(subparsers: Any) -> None:
     runtime.set_defaults(func=lambda _args: (runtime.print_help(), 2)[1])
     serve = sub.add_parser(
         "serve",
-        help="serve one environment over VNC + rewarder until SIGTERM",
-        description="Start Xvnc, draw the environment into it and serve the rewarder.",
+        help="serve one environment over VNC + rewarder until SIGTERM or SIGINT",
+        description=(
+            "Start Xvnc, draw the environment into it and serve the rewarder. SIGTERM and "
+            "SIGINT stop it (exit 0); a bad argument or a port in use exits 2 with one line."
+        ),
     )
     serve.add_argument("--env-id", required=True, help="Gymnasium environment id")
     serve.add_argument("--vnc-port", type=int, required=True, help="VNC (RFB) TCP port")
@@ -36,6 +40,16 @@ def add_parser(subparsers: Any) -> None:
 
 def serve_command(args: argparse.Namespace) -> int:
     """Entry point of ``gymlab runtime serve``; returns the exit code."""
+    # Until the event loop takes them over, both signals interrupt the (slow) start-up
+    # the same way, so that either one ends it quietly with exit 0.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return _serve(args)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -43,7 +57,13 @@ def serve_command(args: argparse.Namespace) -> int:
     )
     # websockets logs one INFO line per rejected HTTP upgrade; ours already says why.
     logging.getLogger("gymlab.rewarder.websockets").setLevel(logging.WARNING)
-    from gymlab.runtime.core import ConfigError, RuntimeConfig, run_runtime, with_password_file
+    from gymlab.runtime.core import (
+        ConfigError,
+        RuntimeConfig,
+        check_ports,
+        run_runtime,
+        with_password_file,
+    )
 
     try:
         config = with_password_file(
@@ -60,7 +80,8 @@ def serve_command(args: argparse.Namespace) -> int:
             args.password_file,
         )
         config.validate()
+        check_ports(config)  # again in run_runtime; here it spares starting the loop
+        return run_runtime(config)
     except ConfigError as exc:
         print(f"gymlab runtime: error: {exc}", file=sys.stderr)
         return 2
-    return run_runtime(config)

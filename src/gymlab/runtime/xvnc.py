@@ -7,10 +7,13 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+
+from gymlab.runtime.local import pdeathsig_preexec
 
 log = logging.getLogger("gymlab.runtime")
 
@@ -141,7 +144,13 @@ class XvncProcess:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
                 pass_fds=(write_fd,) if write_fd >= 0 else (),
-                start_new_session=False,
+                # Its own session: a terminal's Ctrl-C (SIGINT to the foreground process
+                # group) reaches only the runtime, which then stops Xvnc itself.
+                start_new_session=True,
+                # Xvnc dies with the runtime whatever kills it (even SIGKILL), so it never
+                # keeps the VNC port. asyncio forks from the event loop's thread, which runs
+                # until the runtime is done: the kernel signals when that *thread* ends.
+                preexec_fn=pdeathsig_preexec(signal.SIGKILL),
             )
         finally:
             if write_fd >= 0:

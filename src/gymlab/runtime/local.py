@@ -1,0 +1,536 @@
+"""Local runtimes: start, watch and stop ``gymlab runtime serve`` processes on loopback.
+
+The one supervisor of local runtimes, shared by ``gymlab bench``, the examples
+and the end-to-end tests: free ports, readiness (the ``runtime ready`` log
+line), cleanup (SIGTERM, a bounded wait, SIGKILL, and never an Xvnc left
+behind) and memory readings. Also the small ``/proc`` readings these need
+(children, liveness, start times, resident memory, who holds a TCP port), which
+the runtime itself uses for its port check and its stale work directories.
+
+Only the standard library is imported here, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gymlab.rewarder.protocol import Mode
+
+#: The ``gymlab`` command a local runtime is started with (``runtime serve ...`` follows).
+GYMLAB_COMMAND: tuple[str, ...] = (sys.executable, "-m", "gymlab.cli")
+
+#: The runtime logs this once VNC and the rewarder accept connections.
+READY_PATTERN = re.compile(r"runtime ready: .* on display :(\d+)")
+
+#: How many log lines a readiness failure quotes.
+TAIL_LINES = 8
+
+#: Seconds a runtime that failed to start gets after SIGTERM before SIGKILL.
+STARTUP_STOP_TIMEOUT = 5.0
+
+_PORT_IN_USE = "is already in use"
+_PR_SET_PDEATHSIG = 1
+
+
+class LocalRuntimeError(RuntimeError):
+    """A local runtime did not become ready (it exited or timed out); says why."""
+
+
+# ----- /proc readings ---------------------------------------------------------------------
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that was free a moment ago (the kernel picks it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def child_pids(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from /proc; empty once it is gone)."""
+    children: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):
+                text = Path(f"/proc/{pid}/task/{task}/children").read_text()
+                children += [int(x) for x in text.split()]
+    return children
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name (which may hold spaces): field 3 onwards."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
+def process_start_time(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot); with the pid, names one process for good."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields is not None else None  # field 22 of stat(5)
+
+
+def process_name(pid: int) -> str | None:
+    """``/proc/PID/comm`` (the executable's name, at most 15 characters), None if gone."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of ``pid`` (VmRSS), 0 if it is gone."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _socket_inodes(port: int) -> list[int]:
+    """Inodes of the TCP sockets bound to local ``port``, listeners first (/proc/net/tcp{,6})."""
+    listening: list[int] = []
+    other: list[int] = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            # cols: sl local_address rem_address st ... uid timeout inode
+            if len(cols) < 10 or int(cols[1].rsplit(":", 1)[1], 16) != port:
+                continue
+            if cols[3] == "06":  # TIME_WAIT: nobody holds it, and it never blocks our bind
+                continue
+            inode = int(cols[9])
+            if inode:
+                (listening if cols[3] == "0A" else other).append(inode)
+    return listening + other
+
+
+def port_holder(port: int) -> tuple[int, str] | None:
+    """``(pid, name)`` of a process holding TCP ``port``, or None when it cannot be seen.
+
+    Matches the socket inodes of /proc/net/tcp{,6} against every readable
+    /proc/*/fd link; other users' processes are not readable, so their sockets
+    go unattributed.
+    """
+    inodes = _socket_inodes(port)
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]": rank for rank, inode in enumerate(inodes)}
+    best: tuple[int, int] | None = None  # (rank, pid): prefer the holder of a listener
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry.name}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                rank = wanted.get(os.readlink(f"/proc/{entry.name}/fd/{fd}"))
+            except OSError:
+                continue
+            if rank is not None and (best is None or rank < best[0]):
+                best = (rank, int(entry.name))
+    if best is None:
+        return None
+    return best[1], process_name(best[1]) or "?"
+
+
+# ----- dying with the parent --------------------------------------------------------------
+
+
+def pdeathsig_preexec(sig: int) -> Callable[[], None]:
+    """A ``preexec_fn`` that makes the child get ``sig`` when its parent thread ends.
+
+    Works with :class:`subprocess.Popen` and ``asyncio.create_subprocess_exec``
+    (which passes ``preexec_fn`` on to Popen, from the event loop's thread).
+    The kernel sends the signal when the *thread* that forked the child exits,
+    so only use it from a thread that lives as long as the child should.
+    libc is loaded here, before the fork, so the child only makes one call.
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: nobody will signal us
+            os.kill(os.getpid(), sig)
+
+    return preexec
+
+
+# ----- local runtimes ---------------------------------------------------------------------
+
+
+@dataclass
+class LocalRuntime:
+    """A ``gymlab runtime serve`` subprocess on loopback, started by :func:`start_local_runtime`.
+
+    ``lines`` is its log (stderr), collected by a background thread;
+    ``display`` is its X display number once it is ready.
+    """
+
+    proc: subprocess.Popen[str]
+    env_id: str
+    mode: Mode
+    vnc_port: int
+    rewarder_port: int
+    password: str
+    display: int | None = None
+    lines: list[str] = field(default_factory=list)
+    _ready: threading.Event = field(default_factory=threading.Event, repr=False)
+    _reader: threading.Thread | None = field(default=None, repr=False)
+    _known_xvnc: set[int] = field(default_factory=set, repr=False)
+
+    @property
+    def remote(self) -> str:
+        """Its entry in a remotes string: ``127.0.0.1:VNC+REWARDER``."""
+        return f"127.0.0.1:{self.vnc_port}+{self.rewarder_port}"
+
+    @property
+    def url(self) -> str:
+        """The rewarder's websocket URL."""
+        return f"ws://127.0.0.1:{self.rewarder_port}/"
+
+    @property
+    def log(self) -> str:
+        """The log so far, one string."""
+        return "\n".join(self.lines)
+
+    def pids(self) -> list[int]:
+        """The runtime process and its children (Xvnc)."""
+        return [self.proc.pid, *child_pids(self.proc.pid)]
+
+    def xvnc_pids(self) -> list[int]:
+        """The runtime's Xvnc children (remembered, so :meth:`stop` can reap orphans)."""
+        found = [pid for pid in child_pids(self.proc.pid) if process_name(pid) == "Xvnc"]
+        self._known_xvnc.update(found)
+        return found
+
+    def rss(self) -> int:
+        """Resident memory of the runtime process plus its Xvnc, in bytes."""
+        return sum(rss_bytes(pid) for pid in self.pids())
+
+    def terminate(self) -> None:
+        """Send SIGTERM (the runtime stops Xvnc and exits); does not wait, see :meth:`stop`."""
+        self._sigterm()
+
+    def _sigterm(self) -> None:
+        self.xvnc_pids()
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL the runtime process only (a crash); its Xvnc dies of PR_SET_PDEATHSIG."""
+        self.xvnc_pids()
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, wait up to ``timeout`` s, then SIGKILL; returns the exit code.
+
+        Afterwards no Xvnc of this runtime is left (one that outlived it is
+        killed) and :attr:`lines` holds the whole log.
+        """
+        self._sigterm()
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(10)
+        deadline = time.monotonic() + 5.0
+        for pid in self._known_xvnc:
+            # Check the name too: the pid may have been reused since.
+            if pid_alive(pid) and process_name(pid) == "Xvnc":
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        if self._reader is not None:
+            self._reader.join(5.0)  # EOF comes with the exit: the log is complete
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        return code
+
+    def tail(self, n: int = TAIL_LINES) -> str:
+        """The last ``n`` log lines."""
+        return "\n".join(self.lines[-n:])
+
+
+def _read_log(rt: LocalRuntime) -> None:
+    """Collect the runtime's stderr into ``rt.lines``; set ``rt._ready`` when ready or at EOF."""
+    assert rt.proc.stderr is not None
+    with contextlib.suppress(ValueError, OSError):  # the stream was closed by stop()
+        for line in rt.proc.stderr:
+            rt.lines.append(line.rstrip("\n"))
+            match = READY_PATTERN.search(line)
+            if match and rt.display is None:
+                rt.display = int(match.group(1))
+                rt._ready.set()
+    rt._ready.set()
+
+
+def _spawn(
+    env_id: str,
+    mode: Mode,
+    fps: float,
+    password: str,
+    vnc_port: int,
+    rewarder_port: int,
+    workdir: str | os.PathLike[str] | None,
+    extra_args: Sequence[str],
+    command: Sequence[str],
+) -> LocalRuntime:
+    cmd = [
+        *command,
+        "runtime",
+        "serve",
+        f"--env-id={env_id}",
+        f"--vnc-port={vnc_port}",
+        f"--rewarder-port={rewarder_port}",
+        "--password-file=/dev/stdin",  # the password never touches the disk
+        f"--mode={mode.value}",
+        f"--fps={fps}",
+        *extra_args,
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=workdir,
+        # Its own session: a terminal's Ctrl-C reaches this supervisor, which stops it.
+        start_new_session=True,
+        # Die with us, even of SIGKILL; only from the main thread, since the kernel
+        # signals when the forking *thread* ends (a worker thread would end too soon).
+        preexec_fn=(
+            pdeathsig_preexec(signal.SIGTERM)
+            if threading.current_thread() is threading.main_thread()
+            else None
+        ),
+    )
+    assert proc.stdin is not None
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.write(password + "\n")  # far below a pipe's buffer: never blocks
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.close()
+    rt = LocalRuntime(proc, env_id, mode, vnc_port, rewarder_port, password)
+    rt._reader = threading.Thread(
+        target=_read_log, args=(rt,), name=f"runtime-log-{vnc_port}", daemon=True
+    )
+    rt._reader.start()
+    return rt
+
+
+def _await_ready(rt: LocalRuntime, deadline: float, timeout: float) -> None:
+    """Return once ``rt`` is ready; else stop it and raise :class:`LocalRuntimeError`."""
+    if rt._ready.wait(max(0.0, deadline - time.monotonic())) and rt.display is not None:
+        rt.xvnc_pids()  # remember Xvnc now, while it is still the runtime's child
+        return
+    if rt._ready.is_set():  # EOF on its log: it is exiting, give it a moment to be reaped
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            rt.proc.wait(5.0)
+    code = rt.proc.poll()
+    rt.stop(STARTUP_STOP_TIMEOUT)
+    if code is None:
+        why = f"did not become ready within {timeout:g} s"
+    else:
+        why = f"exited with code {code} before it was ready"
+    raise LocalRuntimeError(f"runtime {rt.env_id} on {rt.remote} {why}; its log ends:\n{rt.tail()}")
+
+
+def _port_clash(exc: LocalRuntimeError) -> bool:
+    return _PORT_IN_USE in str(exc)
+
+
+def _start_all(
+    n: int,
+    env_id: str,
+    mode: Mode | str,
+    fps: float,
+    password: str,
+    vnc_port: int | None,
+    rewarder_port: int | None,
+    workdir: str | os.PathLike[str] | None,
+    extra_args: Sequence[str],
+    ready_timeout: float,
+    command: Sequence[str],
+) -> list[LocalRuntime]:
+    """Start ``n`` runtimes at once (spawned from this thread) and wait for all of them.
+
+    Ports picked here may be taken by someone else before the runtime binds
+    them; such a runtime is restarted on fresh ports (twice at most).
+    """
+    mode = Mode(mode)
+    taken: set[int] = set()
+
+    def fresh() -> int:
+        for _ in range(100):
+            port = free_port()
+            if port not in taken:
+                taken.add(port)
+                return port
+        raise LocalRuntimeError("no free TCP port found on 127.0.0.1")
+
+    def spawn() -> LocalRuntime:
+        vnc = vnc_port if vnc_port is not None else fresh()
+        rewarder = rewarder_port if rewarder_port is not None else fresh()
+        return _spawn(env_id, mode, fps, password, vnc, rewarder, workdir, extra_args, command)
+
+    chosen = vnc_port is None and rewarder_port is None
+    spawned: list[LocalRuntime] = []  # everything started, so that a failure stops it all
+    try:
+        for _ in range(n):
+            spawned.append(spawn())
+        deadline = time.monotonic() + ready_timeout
+        ready: list[LocalRuntime] = []
+        for rt in spawned[:n]:
+            for attempt in range(3):
+                try:
+                    _await_ready(rt, deadline, ready_timeout)
+                    break
+                except LocalRuntimeError as exc:
+                    if not (chosen and _port_clash(exc)) or attempt == 2:
+                        raise
+                    rt = spawn()
+                    spawned.append(rt)
+            ready.append(rt)
+    except BaseException:
+        stop_all(spawned)
+        raise
+    return ready
+
+
+def start_local_runtime(
+    env_id: str = "CartPole-v1",
+    *,
+    mode: Mode | str = Mode.LOCKSTEP,
+    fps: float = 60.0,
+    password: str | None = None,
+    vnc_port: int | None = None,
+    rewarder_port: int | None = None,
+    workdir: str | os.PathLike[str] | None = None,
+    extra_args: Sequence[str] = (),
+    ready_timeout: float = 60.0,
+    command: Sequence[str] = GYMLAB_COMMAND,
+) -> LocalRuntime:
+    """Start ``gymlab runtime serve`` on loopback and return once it is ready.
+
+    Args:
+        env_id: the Gymnasium environment.
+        mode: ``Mode.LOCKSTEP`` / ``Mode.REALTIME`` (or their strings).
+        fps: the real-time frame rate.
+        password: VNC and rewarder password; default 8 random hex characters
+            (VNC uses only the first 8).
+        vnc_port, rewarder_port: fixed ports; by default free ones (retried on a clash).
+        workdir: the runtime's working directory (default: this process's).
+        extra_args: more ``gymlab runtime serve`` arguments, e.g. ``["--display", "7"]``.
+        ready_timeout: seconds to wait for the ``runtime ready`` log line.
+        command: what runs ``gymlab`` (tests put a fake here).
+
+    Raises:
+        LocalRuntimeError: the runtime exited or timed out before it was ready
+            (the message quotes its last log lines); nothing is left running.
+    """
+    (rt,) = _start_all(
+        1,
+        env_id,
+        mode,
+        fps,
+        password or secrets.token_hex(4),
+        vnc_port,
+        rewarder_port,
+        workdir,
+        extra_args,
+        ready_timeout,
+        command,
+    )
+    return rt
+
+
+def stop_all(runtimes: Sequence[LocalRuntime], timeout: float = 20.0) -> list[int]:
+    """Stop ``runtimes`` in parallel (SIGTERM to all first); returns their exit codes."""
+    for rt in runtimes:
+        rt._sigterm()  # all first, so that they stop in parallel
+    if not runtimes:
+        return []
+    with ThreadPoolExecutor(max_workers=len(runtimes)) as pool:
+        return list(pool.map(lambda rt: rt.stop(timeout), runtimes))
+
+
+@contextlib.contextmanager
+def local_runtimes(
+    n: int,
+    env_id: str = "CartPole-v1",
+    *,
+    mode: Mode | str = Mode.LOCKSTEP,
+    fps: float = 60.0,
+    password: str | None = None,
+    ready_timeout: float = 60.0,
+) -> Iterator[list[LocalRuntime]]:
+    """``n`` runtimes sharing one password, started in parallel and always stopped (in parallel).
+
+    Raises :class:`LocalRuntimeError` (after stopping the others) when one does not start.
+    """
+    runtimes = _start_all(
+        n,
+        env_id,
+        mode,
+        fps,
+        password or secrets.token_hex(4),
+        None,
+        None,
+        None,
+        (),
+        ready_timeout,
+        GYMLAB_COMMAND,
+    )
+    try:
+        yield runtimes
+    finally:
+        stop_all(runtimes)
+
+
+def remotes_string(runtimes: Sequence[LocalRuntime], *, with_password: bool = True) -> str:
+    """``vnc://127.0.0.1:V+R,...?password=P`` for :func:`gymlab.make` / ``RemoteVectorEnv``.
+
+    The password is the first runtime's (:func:`local_runtimes` gives them all the same one).
+    """
+    if not runtimes:
+        raise ValueError("no runtimes")
+    spec = "vnc://" + ",".join(rt.remote for rt in runtimes)
+    if not with_password:
+        return spec
+    return f"{spec}?password={urllib.parse.quote(runtimes[0].password, safe='')}"
