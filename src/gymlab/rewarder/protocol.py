@@ -458,6 +458,15 @@ class Describe(Event):
 class StepResult(Event):
     """Fields shared by a pushed reward and a lockstep step reply: one environment step."""
 
+    BODY = {
+        "reward": _NUMBER,
+        "terminated": _FLAG,
+        "truncated": _FLAG,
+        "info": _OBJECT,
+        "frame": _FRAME,
+    }
+    EPISODE = _EPISODE_ID
+
     reward: float = 0.0
     terminated: bool = False
     truncated: bool = False
@@ -480,14 +489,6 @@ class Reward(StepResult):
     """
 
     METHOD = ENV_REWARD
-    BODY = {
-        "reward": _NUMBER,
-        "terminated": _FLAG,
-        "truncated": _FLAG,
-        "info": _OBJECT,
-        "frame": _FRAME,
-    }
-    EPISODE = _EPISODE_ID
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -500,14 +501,7 @@ class StepReply(StepResult):
     """
 
     METHOD = REPLY_ENV_STEP
-    BODY = {
-        "frame": replace(_FRAME, required=True),
-        "reward": _NUMBER,
-        "terminated": _FLAG,
-        "truncated": _FLAG,
-        "info": _OBJECT,
-    }
-    EPISODE = _EPISODE_ID
+    BODY = {**StepResult.BODY, "frame": replace(_FRAME, required=True)}
 
 
 @dataclass(frozen=True, kw_only=True)
