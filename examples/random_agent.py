@@ -47,11 +47,13 @@ def main(argv: list[str] | None = None) -> int:
         env.reset(seed=args.seed)
         returns = np.zeros(env.num_envs)
         lengths = np.zeros(env.num_envs, int)
+        restarting = np.zeros(env.num_envs, bool)  # NEXT_STEP: this step resets those remotes
         for _ in range(args.steps):
             _, rewards, terminations, truncations, infos = env.step(env.action_space.sample())
             returns += rewards
-            lengths += 1
-            for i in np.flatnonzero(terminations | truncations):
+            lengths += ~restarting
+            restarting = terminations | truncations
+            for i in np.flatnonzero(restarting):
                 error = infos["error"][i] if infos.get("_error", [False] * env.num_envs)[i] else ""
                 note = f"  (remote error: {error})" if error else ""
                 print(f"env {i}: episode return {returns[i]:.1f} in {lengths[i]} steps{note}")

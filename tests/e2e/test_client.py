@@ -79,7 +79,8 @@ def test_lockstep_pixels_rewards_and_autoreset(lockstep_pair: str) -> None:
             for i, ref in enumerate(refs):
                 states[i] = ref.step(int(actions[i]))[0]
                 assert np.array_equal(obs[i], ref.render()), f"remote {i} pixels differ"
-        # always pushing left ends remote 0's episode; the runtime auto-resets (SAME_STEP)
+        # always pushing left ends remote 0's episode (NEXT_STEP, the default: the terminal
+        # frame comes with terminated, the next step resets that remote)
         episode = int(infos["episode_id"][0])
         for _ in range(200):
             obs, rewards, terms, truncs, infos = env.step(np.array([0, int(states[1][2] > 0)]))
@@ -89,9 +90,10 @@ def test_lockstep_pixels_rewards_and_autoreset(lockstep_pair: str) -> None:
                 break
         else:
             raise AssertionError("pushing left never ended the episode")
-        assert infos["_final_info"][0] and infos["final_obs"][0] is None
-        assert infos["final_info"]["terminal_episode_id"][0] == episode
-        assert infos["episode_id"][0] == episode + 1
+        assert "final_info" not in infos and infos["episode_id"][0] == episode
+        obs, rewards, terms, _, infos = env.step(np.array([1, int(states[1][2] > 0)]))
+        states[1] = refs[1].step(int(states[1][2] > 0))[0]
+        assert rewards[0] == 0.0 and not terms[0] and infos["episode_id"][0] == episode + 1
         # the next step is an ordinary step of the new episode
         obs, rewards, terms, _, infos = env.step(np.array([1, 1]))
         assert rewards[0] == 1.0 and infos["episode_id"][0] == episode + 1

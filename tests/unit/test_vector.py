@@ -92,8 +92,8 @@ def test_lockstep_outcome_keeps_terminal_info() -> None:
     assert out.final_info is not None and out.final_info["terminal_episode_id"] == 2
 
 
-def _unconfigured(n: int) -> RemoteVectorEnv:
-    env = RemoteVectorEnv()
+def _unconfigured(n: int, mode: AutoresetMode = AutoresetMode.SAME_STEP) -> RemoteVectorEnv:
+    env = RemoteVectorEnv(autoreset_mode=mode)
     env.num_envs = n
     env._obs = np.zeros((n, *FRAME.shape), np.uint8)
     return env
@@ -104,7 +104,11 @@ def test_collate_batches_and_masks_same_step_autoreset() -> None:
     final = {"terminal_episode_id": 5, "episode_id": 6}
     outcomes = [
         RemoteStep(FRAME, p.StepResult(reward=1.0, info={"episode_id": 1})),
-        RemoteStep(FRAME + 1, p.StepResult(reward=1.0, terminated=True, info=dict(final))),
+        RemoteStep(
+            FRAME + 1,
+            p.StepResult(reward=1.0, terminated=True, info=dict(final)),
+            final_obs=FRAME + 2,
+        ),
         RemoteStep(FRAME * 0, p.StepResult(truncated=True, info={"error": "remote 2: gone"})),
     ]
     obs, rewards, terms, truncs, infos = env._collate(outcomes)
@@ -115,17 +119,20 @@ def test_collate_batches_and_masks_same_step_autoreset() -> None:
     assert truncs.tolist() == [False, False, True]
     # every ended episode has a final_info, a remote that went down (truncated) too
     assert infos["_final_info"].tolist() == [False, True, True]
-    assert infos["final_obs"][1] is None  # the runtime replaced the terminal frame
+    assert np.array_equal(infos["final_obs"][1], FRAME + 2)  # the terminal frame
+    assert np.array_equal(infos["final_obs"][2], FRAME * 0)  # a dead remote's blank
     assert infos["final_info"]["terminal_episode_id"][1] == 5
     assert infos["_error"].tolist() == [False, False, True]
     assert infos["error"][2] == "remote 2: gone"
     obs[0] = 99  # returned arrays are copies
     assert env._collate(outcomes)[0][0].max() == 7
+    # NEXT_STEP (the default) reports no final_obs/final_info, as Gymnasium's envs do
+    assert "final_info" not in _unconfigured(3, AutoresetMode.NEXT_STEP)._collate(outcomes)[4]
 
 
 def test_metadata_and_unconfigured_errors() -> None:
     env = RemoteVectorEnv()
-    assert env.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    assert env.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
     with pytest.raises(NotConfiguredError, match="configure"):
         env.reset()
     with pytest.raises(TypeError, match="unexpected option"):

@@ -14,9 +14,10 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from gymnasium.vector import AutoresetMode
 
 from gymlab.client.actions import (
     KeyActionMapper,
@@ -37,9 +38,16 @@ from gymlab.rewarder.client import (
     RewarderTimeout,
 )
 from gymlab.rewarder.reward_buffer import PoppedReward
+from gymlab.rewarder.spaces import space_from_json, value_from_json
 from gymlab.runtime.keymaps import UnknownKeyMap, keymap_for
 
+if TYPE_CHECKING:
+    import gymnasium
+
 log = logging.getLogger("gymlab.client")
+
+#: What a remote's observation is: its display's pixels, the env's own observation, or both.
+ObservationKind = Literal["pixels", "state", "both"]
 
 #: Errors that mean "this remote is unusable now" (reconnect), never a bug of ours.
 REMOTE_ERRORS: tuple[type[BaseException], ...] = (
@@ -75,8 +83,10 @@ class RemoteStep:
     :class:`~gymlab.rewarder.protocol.StepResult` for resets and a remote that is down.
     """
 
-    obs: np.ndarray
+    obs: Any
     result: p.StepResult
+    #: the terminal observation when the episode ended and the remote was reset (SAME_STEP)
+    final_obs: Any = None
 
     @property
     def final_info(self) -> dict[str, Any] | None:
@@ -105,9 +115,11 @@ class Backoff:
         self._next = None
 
 
-def realtime_outcome(
-    obs: np.ndarray, popped: PoppedReward, truncated_episodes: set[int]
-) -> RemoteStep:
+def _zeros(space: gymnasium.Space[Any]) -> Any:
+    return np.zeros(space.shape, space.dtype) if space.shape is not None else None
+
+
+def realtime_outcome(obs: Any, popped: PoppedReward, truncated_episodes: set[int]) -> RemoteStep:
     """Turn what the reward buffer popped into a step result (real-time mode).
 
     The buffer keeps Universe's single ``done``; the rewarder client's listener notes which
@@ -128,7 +140,7 @@ def realtime_outcome(
     return RemoteStep(obs, result)
 
 
-def lockstep_outcome(obs: np.ndarray, reply: p.StepReply) -> RemoteStep:
+def lockstep_outcome(obs: Any, reply: p.StepReply) -> RemoteStep:
     """The remote's step: the runtime's reply, with its episode and frame in ``info``.
 
     On done the runtime has already auto-reset: ``obs`` is the new episode's first frame and
@@ -158,8 +170,12 @@ class RemoteSession:
         backoff: Backoff | None = None,
         on_update: UpdateHook | None = None,
         on_reward: RewardHook | None = None,
+        autoreset: AutoresetMode = AutoresetMode.NEXT_STEP,
+        observation: ObservationKind = "pixels",
     ) -> None:
         self.index = index
+        self.autoreset = autoreset
+        self.observation = observation
         self.remote = remote
         self._password = password
         self.mode = mode
@@ -185,7 +201,10 @@ class RemoteSession:
         self._reconnected: RemoteStep | None = None
         self._truncated_episodes: set[int] = set()
         self._mapper: KeyActionMapper | None = None
-        self._blank: np.ndarray | None = None
+        self._blank: Any = None
+        self._state_space: gymnasium.Space[Any] | None = None
+        #: NEXT_STEP: the last step ended the episode, the next one resets the remote
+        self._needs_reset = False
 
     @property
     def name(self) -> str:
@@ -242,7 +261,7 @@ class RemoteSession:
                 self._monitor_task = asyncio.create_task(self._monitor(self.vnc))
         return description
 
-    def _on_event(self, event: p.ClientEvent) -> None:
+    def _on_event(self, event: p.Event) -> None:
         if isinstance(event, p.Reward):
             if event.truncated and event.episode_id is not None:
                 self._truncated_episodes.add(event.episode_id)
@@ -288,12 +307,51 @@ class RemoteSession:
 
     # ----- frames --------------------------------------------------------------------------
 
-    def blank(self) -> np.ndarray:
-        """A black frame of the remote's size (the observation while it is down)."""
+    @property
+    def state_space(self) -> gymnasium.Space[Any]:
+        """The env's own observation space, from the describe (``observation`` "state"/"both")."""
+        if self._state_space is None:
+            space = self.description.observation_space if self.description else None
+            if space is None:
+                raise RemoteError(
+                    f"{self.name} announces no observation space (its env's observations are"
+                    " too large to push or have no JSON form): use observation='pixels'"
+                )
+            self._state_space = space_from_json(space)
+        return self._state_space
+
+    def blank(self) -> Any:
+        """Zeros of the observation's shape (the observation while the remote is down)."""
         if self._blank is None:
             assert self.description is not None and self.description.frame_shape is not None
-            self._blank = np.zeros(self.description.frame_shape, np.uint8)
+            pixels = np.zeros(self.description.frame_shape, np.uint8)
+            self._blank = self._compose(pixels, lambda: _zeros(self.state_space))
         return self._blank
+
+    def _compose(self, pixels: Any, state: Callable[[], Any]) -> Any:
+        if self.observation == "pixels":
+            return pixels
+        if self.observation == "state":
+            return state()
+        return {"pixels": pixels, "state": state()}
+
+    def _state(self) -> Any:
+        """The env's own observation pushed with the latest step or reset."""
+        pushed = self.rewarder.last_observation if self.rewarder else None
+        if pushed is None:
+            return _zeros(self.state_space)
+        return value_from_json(self.state_space, pushed.observation)
+
+    async def _observe(self, after_reset: bool = False) -> Any:
+        """The observation now: pixels over VNC, the pushed state, or both."""
+        if self.observation == "state":
+            return self._state()
+        frame = await (
+            self._lockstep_frame()
+            if self.mode is p.Mode.LOCKSTEP
+            else self._realtime_frame(after_reset=after_reset)
+        )
+        return self._compose(frame, self._state)
 
     async def _lockstep_frame(self) -> np.ndarray:
         """Pixels of the frame the runtime just reported as drawn.
@@ -360,11 +418,7 @@ class RemoteSession:
             episode = await self.rewarder.reset(
                 self.env_id, seed, fps=self.fps, timeout=self.reset_timeout + 1.0
             )
-            obs = await (
-                self._lockstep_frame()
-                if self.mode is p.Mode.LOCKSTEP
-                else self._realtime_frame(after_reset=True)
-            )
+            obs = await self._observe(after_reset=True)
         except REMOTE_ERRORS as exc:
             self.last_error = f"{self.name}: {exc}"
             self.down = True
@@ -376,6 +430,7 @@ class RemoteSession:
             await self.close_connections()
             raise
         self.down = False
+        self._needs_reset = False
         self.last_error = None
         self.description = self.rewarder.describe or self.description
         self.backoff.reset()
@@ -444,7 +499,13 @@ class RemoteSession:
             return
 
     async def step_lockstep(self, action: Any) -> RemoteStep:
-        """Lockstep: one ``v0.env.step``, then the pixels of that frame. Never raises for faults."""
+        """Lockstep: one ``v0.env.step``, then the observation of that frame; never raises.
+
+        The runtime is asked not to reset by itself, so the terminal frame can be fetched;
+        the remote is then reset as :attr:`autoreset` says (SAME_STEP: now, with the terminal
+        observation in ``final_obs``; NEXT_STEP: on the next step, which drops its action;
+        DISABLED: by the caller).
+        """
         if self._reconnected is not None:
             outcome, self._reconnected = self._reconnected, None
             return outcome  # the action is dropped: the reset observation comes first
@@ -452,15 +513,41 @@ class RemoteSession:
             return self._down_outcome()
         assert self.rewarder is not None
         try:
-            reply = await self.rewarder.step(action, timeout=self.step_timeout)
-            obs = await self._lockstep_frame()
+            if self._needs_reset:
+                return await self._restart()
+            episode = self.rewarder.rewards.episode_id
+            reply = await self.rewarder.step(action, autoreset=False, timeout=self.step_timeout)
+            obs = await self._observe()
+            step = lockstep_outcome(obs, reply)
+            if not reply.done:
+                return step
+            if reply.episode_id != episode:
+                # a runtime that knows no autoreset=false has reset by itself: the terminal
+                # frame is gone, the observation is the next episode's
+                return step
+            if self.autoreset is AutoresetMode.SAME_STEP:
+                restart = await self._restart()
+                return RemoteStep(restart.obs, step.result, final_obs=obs)
+            self._needs_reset = self.autoreset is AutoresetMode.NEXT_STEP
+            return step
         except RewarderRequestError as exc:
             # the runtime refused this action; the connection is fine
             info = {"error": f"{self.name}: {exc}"}
             return RemoteStep(self.blank(), p.StepResult(truncated=True, info=info))
         except REMOTE_ERRORS as exc:
             return self._fault(exc)
-        return lockstep_outcome(obs, reply)
+
+    async def _restart(self) -> RemoteStep:
+        """Start the next episode (autoreset): reward 0, the new episode's observation."""
+        assert self.rewarder is not None
+        self._needs_reset = False
+        await self._release_keys()
+        episode = await self.rewarder.reset(
+            self.env_id, fps=self.fps, timeout=self.reset_timeout + 1.0
+        )
+        return RemoteStep(
+            await self._observe(after_reset=True), p.StepResult(info={"episode_id": episode})
+        )
 
     async def act_realtime(self, events: list[VNCEvent]) -> BaseException | None:
         """Real-time: send this step's events; returns the failure instead of raising."""
@@ -488,4 +575,17 @@ class RemoteSession:
             _, frame = self.vnc.latest_frame()
         except VNCError as exc:
             return self._fault(exc)
-        return realtime_outcome(frame, self.rewarder.pop_rewards(), self._truncated_episodes)
+        obs = self._compose(frame, self._state)
+        if self._needs_reset:
+            # NEXT_STEP: the runtime reset on its own clock; this step only reports the
+            # new episode (reward 0), its rewards wait for the next step
+            self._needs_reset = False
+            info = {"episode_id": self.rewarder.rewards.episode_id}
+            return RemoteStep(obs, p.StepResult(info=info))
+        step = realtime_outcome(obs, self.rewarder.pop_rewards(), self._truncated_episodes)
+        if step.result.done:
+            if self.autoreset is AutoresetMode.SAME_STEP:
+                # the runtime has reset by itself; the newest frame is the best terminal view
+                return replace(step, final_obs=obs)
+            self._needs_reset = True
+        return step

@@ -16,10 +16,24 @@ Modes (all remotes must run in the same one; by default the remotes' own mode is
   ``[("KeyEvent", "ArrowUp", True), ("PointerEvent", x, y, mask)]`` (pass a list with one
   such list per remote).
 
-Auto-reset is ``SAME_STEP``: the runtime resets by itself when an episode ends, so the
-observation returned with ``terminated``/``truncated`` already belongs to the next episode.
-The finished episode's info is in ``infos["final_info"]``; ``infos["final_obs"]`` holds
-``None`` because the runtime replaces the terminal frame before any client can see it.
+Auto-reset follows Gymnasium's ``AutoresetMode`` (``autoreset_mode=``):
+
+* **NEXT_STEP** (the default, as for Gymnasium's own vector envs): the step that ends an
+  episode returns its terminal observation; the next step resets that remote (its action is
+  dropped) and returns the new episode's first observation with reward 0.
+* **SAME_STEP**: the step that ends an episode resets the remote at once and returns the new
+  episode's first observation; the terminal observation is in ``infos["final_obs"]`` and the
+  finished episode's info in ``infos["final_info"]`` (CleanRL's and Stable-Baselines3's idiom).
+* **DISABLED**: an ended remote stays ended until ``reset(options={"reset_mask": mask})``.
+
+In lockstep the runtime keeps the terminal frame on its display until the client has fetched
+it (``v0.env.step`` with ``autoreset: false``), so terminal observations are exact. In real
+time the runtime resets on its own clock: the terminal observation is the newest frame the
+client had when the episode's end arrived, and DISABLED is not available.
+
+Observations (``observation=``): ``"pixels"`` (the default, the display as HxWx3 uint8),
+``"state"`` (the env's own observation, pushed by the runtime for small spaces) or ``"both"``
+(a Dict of the two), so one remote serves pixel and state agents alike.
 
 Faults: a remote that fails (connection lost, timeout) gets ``truncated=True`` and
 ``infos["error"]`` at its index, a black frame while it is down, and is reconnected in the
@@ -33,17 +47,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
+from copy import deepcopy
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space, iterate
+from gymnasium.vector.utils import batch_space, create_empty_array, iterate
 
 from gymlab.client.loop import LoopThread
 from gymlab.client.remotes import RemotesSpec, parse_remotes
 from gymlab.client.session import (
     Backoff,
+    ObservationKind,
     RemoteError,
     RemoteResetTimeout,
     RemoteSession,
@@ -53,6 +69,23 @@ from gymlab.client.session import (
 )
 from gymlab.rewarder.protocol import Mode
 from gymlab.rewarder.spaces import space_from_json
+
+OBSERVATION_KINDS: tuple[ObservationKind, ...] = ("pixels", "state", "both")
+
+
+def _value(mode: Mode | None) -> str | None:
+    return None if mode is None else mode.value
+
+
+def _autoreset_mode(value: AutoresetMode | str) -> AutoresetMode:
+    """Gymnasium's enum, its value ("NextStep") or its name in any case ("next_step")."""
+    if isinstance(value, AutoresetMode):
+        return value
+    for mode in AutoresetMode:
+        if str(value) == mode.value or str(value).upper() == mode.name:
+            return mode
+    expected = ", ".join(m.name for m in AutoresetMode)
+    raise ValueError(f"autoreset_mode must be one of {expected}, got {value!r}")
 
 
 def _mode(value: Mode | str) -> Mode:
@@ -79,13 +112,16 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         connect_timeout / reset_timeout / step_timeout / frame_timeout: seconds.
         encodings: VNC encodings, most preferred first.
         reconnect_backoff: (first delay, maximum delay) in seconds between reconnect attempts.
+        autoreset_mode: Gymnasium's :class:`~gymnasium.vector.AutoresetMode` (or its value);
+            NEXT_STEP by default.
+        observation: ``"pixels"``, ``"state"`` or ``"both"``.
         on_update / on_reward: instrumentation hooks called on the client's loop thread for
             every decoded real-time VNC update ``(index, unix_time, framebuffer)`` and every
             pushed reward ``(index, unix_time, reward_event)``; they must be quick.
     """
 
     metadata: dict[str, Any] = {
-        "autoreset_mode": AutoresetMode.SAME_STEP,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
         "render_modes": ["rgb_array"],
     }
 
@@ -105,8 +141,17 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         reconnect_backoff: tuple[float, float] = (0.1, 5.0),
         on_update: UpdateHook | None = None,
         on_reward: RewardHook | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        observation: ObservationKind = "pixels",
     ) -> None:
         self._password = password
+        self.autoreset_mode = _autoreset_mode(autoreset_mode)
+        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
+        if observation not in OBSERVATION_KINDS:
+            raise ValueError(
+                f"observation must be one of {', '.join(OBSERVATION_KINDS)}, got {observation!r}"
+            )
+        self.observation = observation
         self.env_id = env_id
         self.mode: Mode | None = None if mode is None else _mode(mode)
         self.fps = fps
@@ -122,7 +167,7 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         self.spec_remotes: RemotesSpec | None = None
         self.sessions: list[RemoteSession] = []
         self._loop: LoopThread | None = None
-        self._obs: np.ndarray | None = None
+        self._obs: Any = None
         self._last_step = 0.0
         self.closed = False
         if remotes is not None:
@@ -172,15 +217,17 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
                 backoff=Backoff(first, maximum),
                 on_update=self.on_update,
                 on_reward=self.on_reward,
+                autoreset=self.autoreset_mode,
+                observation=self.observation,
             )
             for i, remote in enumerate(spec.remotes)
         ]
         try:
             self._loop.run(self._connect_all(), self.connect_timeout * 2 + self.reset_timeout + 5)
+            self._init_spaces()
         except BaseException:
-            self._shutdown()
+            self._shutdown()  # a failed configure leaves no connection behind
             raise
-        self._init_spaces()
 
     async def _connect_all(self) -> None:
         async def one(session: RemoteSession) -> None:
@@ -197,29 +244,47 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         described = [s.description for s in self.sessions]
         modes = {s.mode for s in self.sessions}
         if len(modes) != 1:
-            names = ", ".join(f"{s.name}: {s.mode}" for s in self.sessions)
+            names = ", ".join(f"{s.name}: {_value(s.mode)}" for s in self.sessions)
             raise RemoteError(f"remotes run in different modes ({names}); pass mode=...")
         self.mode = modes.pop()
+        if self.mode is Mode.REALTIME and self.autoreset_mode is AutoresetMode.DISABLED:
+            raise ValueError(
+                "autoreset_mode=DISABLED needs lockstep remotes: real-time runtimes reset"
+                " on their own clock"
+            )
         first = described[0]
         assert first is not None
         if first.frame_shape is None or first.action_space is None:
             raise RemoteError(f"{self.sessions[0].name}: describe lacks frame_shape/action_space")
         for session, desc in zip(self.sessions, described, strict=True):
             assert desc is not None
-            if desc.frame_shape != first.frame_shape or desc.action_space != first.action_space:
+            if (desc.frame_shape, desc.action_space, desc.observation_space) != (
+                first.frame_shape,
+                first.action_space,
+                first.observation_space,
+            ):
                 raise RemoteError(
                     f"{session.name} serves {desc.env_id} {desc.frame_shape}, but "
                     f"{self.sessions[0].name} serves {first.env_id} {first.frame_shape}: "
                     "all remotes must have the same spaces"
                 )
         self.num_envs = len(self.sessions)
-        self.single_observation_space = spaces.Box(0, 255, first.frame_shape, np.uint8)
+        pixels = spaces.Box(0, 255, first.frame_shape, np.uint8)
+        if self.observation == "pixels":
+            self.single_observation_space = pixels
+        else:
+            state = self.sessions[0].state_space  # RemoteError when the runtime has none
+            self.single_observation_space = (
+                state
+                if self.observation == "state"
+                else spaces.Dict({"pixels": pixels, "state": state})
+            )
         self.single_action_space = space_from_json(first.action_space)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         if self.fps is None and first.fps:
             self.fps = first.fps
-        self._obs = np.zeros((self.num_envs, *first.frame_shape), np.uint8)
+        self._obs = create_empty_array(self.single_observation_space, self.num_envs)
 
     def _require(self) -> LoopThread:
         if self._loop is None or not self.sessions:
@@ -239,11 +304,16 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         """Reset every remote (concurrently); raises :class:`RemoteError` naming a failed one.
 
         ``seed``: an int (remote ``i`` gets ``seed + i``) or one seed per remote.
-        ``options`` is accepted for API compatibility and must be empty.
+        ``options`` may hold ``reset_mask`` (a bool per remote: reset only those, as
+        Gymnasium's vector envs do); other options are refused.
         """
         loop = self._require()
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
         if options:
-            raise ValueError(f"RemoteVectorEnv.reset takes no options, got {sorted(options)}")
+            raise ValueError(
+                f"RemoteVectorEnv.reset takes only the reset_mask option, got {sorted(options)}"
+            )
         super().reset(seed=None)
         if seed is None:
             seeds: list[int | None] = [None] * self.num_envs
@@ -253,12 +323,23 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"{len(seeds)} seeds for {self.num_envs} remotes")
-        outcomes = loop.run(self._reset_all(seeds), self.reset_timeout + 10)
+        chosen = self._reset_mask(mask)
+        outcomes = loop.run(self._reset_all(seeds, chosen), self.reset_timeout + 10)
         self._last_step = time.monotonic()
-        obs, _, _, _, infos = self._collate(outcomes)
+        obs, _, _, _, infos = self._collate(outcomes, only=chosen)
         return obs, infos
 
-    async def _reset_all(self, seeds: list[int | None]) -> list[RemoteStep]:
+    def _reset_mask(self, mask: Any) -> list[bool]:
+        if mask is None:
+            return [True] * self.num_envs
+        array = np.asarray(mask)
+        if array.dtype != np.bool_ or array.shape != (self.num_envs,):
+            raise ValueError(
+                f"reset_mask must be {self.num_envs} booleans, got {array.dtype} {array.shape}"
+            )
+        return array.tolist()
+
+    async def _reset_all(self, seeds: list[int | None], chosen: list[bool]) -> list[RemoteStep]:
         async def one(session: RemoteSession, seed: int | None) -> RemoteStep:
             try:
                 return await asyncio.wait_for(session.reset(seed), self.reset_timeout)
@@ -272,7 +353,7 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
                 raise
 
         results = await asyncio.gather(
-            *(one(s, seed) for s, seed in zip(self.sessions, seeds, strict=True)),
+            *(one(s, seed) for s, seed, on in zip(self.sessions, seeds, chosen, strict=True) if on),
             return_exceptions=True,
         )
         for result in results:
@@ -332,35 +413,47 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         return [s.observe_realtime(f) for s, f in zip(self.sessions, failures, strict=True)]
 
     def _collate(
-        self, outcomes: list[RemoteStep]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        self, outcomes: list[RemoteStep], only: list[bool] | None = None
+    ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Batch the remotes' steps; with ``only``, ``outcomes`` are those of the True ones."""
         assert self._obs is not None
+        indices = [i for i, on in enumerate(only or [True] * self.num_envs) if on]
         infos: dict[str, Any] = {}
         rewards = np.zeros(self.num_envs, np.float64)
         terminations = np.zeros(self.num_envs, np.bool_)
         truncations = np.zeros(self.num_envs, np.bool_)
-        for i, outcome in enumerate(outcomes):
-            if outcome.obs.shape == self._obs.shape[1:]:
-                self._obs[i] = outcome.obs
-            else:  # a remote came back with another size: keep the batch shape
-                self._obs[i] = 0
-                outcome.result.info.setdefault("error", f"remote {i}: frame {outcome.obs.shape}")
+        same_step = self.autoreset_mode is AutoresetMode.SAME_STEP
+        for i, outcome in zip(indices, outcomes, strict=True):
             result = outcome.result
+            self._store(i, outcome.obs, result.info)
             rewards[i] = result.reward
             terminations[i] = result.terminated
             truncations[i] = result.truncated
-            if result.done:
-                infos = self._add_info(
-                    infos, {"final_obs": None, "final_info": outcome.final_info}, i
-                )
+            if same_step and result.done:
+                # a remote that went down has no terminal view: its blank stands in
+                final_obs = outcome.obs if outcome.final_obs is None else outcome.final_obs
+                final = {"final_obs": final_obs, "final_info": outcome.final_info}
+                infos = self._add_info(infos, final, i)
             infos = self._add_info(infos, result.info, i)
-        return self._obs.copy(), rewards, terminations, truncations, infos
+        return deepcopy(self._obs), rewards, terminations, truncations, infos
+
+    def _store(self, i: int, obs: Any, info: dict[str, Any]) -> None:
+        """Write remote ``i``'s observation into the batch (zeros when its shape changed)."""
+        parts = self._obs.items() if isinstance(self._obs, dict) else [(None, self._obs)]
+        for key, batch in parts:
+            value = obs if key is None else obs[key]
+            if np.shape(value) == batch.shape[1:]:
+                batch[i] = value
+            else:  # a remote came back with another size: keep the batch shape
+                batch[i] = 0
+                info.setdefault("error", f"remote {i}: observation shape {np.shape(value)}")
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         """The latest observation of every remote."""
-        if self._obs is None:
+        if self._obs is None or self.observation == "state":
             return None
-        return tuple(self._obs.copy())
+        frames = self._obs["pixels"] if isinstance(self._obs, dict) else self._obs
+        return tuple(frames.copy())
 
     # ----- lifetime ------------------------------------------------------------------------
 

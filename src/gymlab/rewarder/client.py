@@ -256,11 +256,15 @@ class RewarderClient:
         assert reply.episode_id is not None  # the protocol requires it
         return reply.episode_id
 
-    async def step(self, action: Any, *, timeout: float = 10.0) -> p.StepReply:
-        """Lockstep: apply ``action``, advance one step, return when its frame is shown."""
-        reply: p.StepReply = await self._request(
-            p.Step(action=p.to_jsonable(action)), timeout, "step"
-        )
+    async def step(
+        self, action: Any, *, autoreset: bool = True, timeout: float = 10.0
+    ) -> p.StepReply:
+        """Lockstep: apply ``action``, advance one step, return when its frame is shown.
+
+        ``autoreset=False`` keeps a terminal frame on the display until :meth:`reset`.
+        """
+        step = p.Step(action=p.to_jsonable(action), autoreset=autoreset)
+        reply: p.StepReply = await self._request(step, timeout, "step")
         # The reply carries this step's reward; drain the pushed copy so it is not counted twice.
         self.rewards.pop()
         if reply.episode_id is not None and reply.done:

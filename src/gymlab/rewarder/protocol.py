@@ -303,6 +303,8 @@ _NUMBER = Rule(_is_number, "a finite number", float, float, lambda: 0.0, nullabl
 _FLAG = Rule(lambda v: isinstance(v, bool), "true or false", default=lambda: False, nullable=False)
 _FRAME = Rule(lambda v: _is_int(v) and 0 <= v <= MAX_MESSAGE_ID, "a non-negative integer")
 _OBJECT = Rule(lambda v: isinstance(v, dict), "an object", encode=to_jsonable, default=dict)
+_AUTORESET = replace(_FLAG, default=lambda: True)
+_SPACE = replace(_OBJECT, default=lambda: None)  # a describe extra: absent means unknown
 _TEXT = Rule(lambda v: isinstance(v, str), "a string", default=str, nullable=False)
 _ANY = Rule(lambda v: True, "any JSON value", encode=to_jsonable)
 _STATE = Rule(
@@ -409,12 +411,19 @@ class Reset(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Step(Event):
-    """``v0.env.step`` (C→S, gymlab, lockstep): apply exactly this action."""
+    """``v0.env.step`` (C→S, gymlab, lockstep): apply exactly this action.
+
+    ``autoreset`` false asks the runtime to keep the episode's terminal frame on the display
+    when this step ends the episode: the episode then stays ended until a ``v0.env.reset``
+    (so a client can fetch the terminal frame). True, the default and what an older client
+    gets, lets the runtime reset by itself.
+    """
 
     METHOD = ENV_STEP
-    BODY = {"action": replace(_ANY, required=True, nullable=False)}
+    BODY = {"action": replace(_ANY, required=True, nullable=False), "autoreset": _AUTORESET}
 
     action: Any = None
+    autoreset: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -428,7 +437,8 @@ class Ping(Event):
 class Describe(Event):
     """``v0.env.describe`` (S→C), on connect and on every state change.
 
-    ``action_space``, ``frame_shape``, ``mode`` and ``frame`` are gymlab extras; a
+    ``action_space``, ``observation_space`` (JSON forms of the env's spaces, see
+    :mod:`gymlab.rewarder.spaces`), ``frame_shape``, ``mode`` and ``frame`` are gymlab extras; a
     Universe server sends none of them.
     """
 
@@ -437,7 +447,8 @@ class Describe(Event):
         "env_id": _ENV_ID,
         "env_state": _STATE,
         "fps": _FPS,
-        "action_space": _OBJECT,
+        "action_space": _SPACE,
+        "observation_space": _SPACE,
         "frame_shape": _SHAPE,
         "mode": _MODE,
         "frame": _FRAME,
@@ -448,6 +459,7 @@ class Describe(Event):
     env_state: EnvState | None = None
     fps: float | None = None
     action_space: dict[str, Any] | None = None
+    observation_space: dict[str, Any] | None = None
     frame_shape: tuple[int, int, int] | None = None
     mode: Mode | None = None
     frame: int | None = None
@@ -610,11 +622,18 @@ class _Rule:
     observers: bool = True  # an observer connection may send (client) / receive it
     answers: tuple[type[Event], ...] = ()  # the request types a reply answers
     not_while_resetting: bool = False  # refused while a reset is in flight
+    not_after_end: bool = False  # refused once an episode ended without an autoreset
 
 
 _RULES: dict[type[Event], _Rule] = {
     Reset: _Rule(Role.CLIENT, observers=False),
-    Step: _Rule(Role.CLIENT, frozenset({Mode.LOCKSTEP}), observers=False, not_while_resetting=True),
+    Step: _Rule(
+        Role.CLIENT,
+        frozenset({Mode.LOCKSTEP}),
+        observers=False,
+        not_while_resetting=True,
+        not_after_end=True,
+    ),
     Ping: _Rule(Role.CLIENT),
     Describe: _Rule(Role.SERVER),
     Reward: _Rule(Role.SERVER),
@@ -632,6 +651,7 @@ _RULES: dict[type[Event], _Rule] = {
 class _InFlight:
     kind: type[Event]  # the request's type; Event for a frame refused before decoding
     received_at: float
+    request: Event | None = None
 
 
 # --- episode ids ------------------------------------------------------------------
@@ -704,6 +724,8 @@ class Connection:
         #: the episode as this connection has seen it go by
         self.env_state: EnvState | None = None
         self.episode_id: int | None = None
+        #: an episode ended on a step without autoreset: only a reset may follow
+        self.episode_ended = False
         self.closed = False
 
     @property
@@ -877,6 +899,8 @@ class Connection:
             )
         if rule.not_while_resetting and self.reset_pending:
             raise refuse(f"{event.METHOD} while a reset is in flight; wait for its reply")
+        if rule.not_after_end and self.episode_ended:
+            raise refuse(f"{event.METHOD}: the episode has ended; send v0.env.reset first")
         is_request = sender is Role.CLIENT
         if is_request and len(self._in_flight) >= self._max_in_flight:
             raise refuse(
@@ -893,11 +917,16 @@ class Connection:
         """Update in-flight requests and the episode state from an event that went by."""
         if isinstance(event, (Reset, Step, Ping)):
             assert event.message_id is not None
-            self._in_flight[event.message_id] = _InFlight(type(event), self._clock())
+            self._in_flight[event.message_id] = _InFlight(type(event), self._clock(), event)
         elif isinstance(event, (ResetReply, StepReply, PingReply, ErrorReply)):
             parent = event.parent_message_id
-            if parent is not None:
-                self._in_flight.pop(parent, None)
+            flight = self._in_flight.pop(parent, None) if parent is not None else None
+            if isinstance(event, StepReply) and event.done and flight is not None:
+                self.episode_ended = (
+                    isinstance(flight.request, Step) and not flight.request.autoreset
+                )
+            elif isinstance(event, ResetReply):
+                self.episode_ended = False
         if isinstance(event, Describe):
             self.env_state = event.env_state or self.env_state
             self.episode_id = event.episode_id if event.episode_id is not None else self.episode_id

@@ -68,23 +68,39 @@ def space_from_json(data: dict[str, Any]) -> gymnasium.Space[Any]:
     raise UnsupportedSpace(f"unknown space type {kind!r}")
 
 
-def action_from_json(space: gymnasium.Space[Any], value: Any) -> Any:
-    """Convert a JSON action into ``space``'s native form; ValueError if it is not in it."""
+def value_from_json(space: gymnasium.Space[Any], value: Any) -> Any:
+    """Convert a JSON value (an action or an observation) into ``space``'s native form.
+
+    ValueError if it has the wrong form; whether it lies in the space is not checked.
+    """
     import numpy as np
     from gymnasium import spaces
 
     try:
         if isinstance(space, spaces.Discrete):
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError("a Discrete action must be an integer")
-            action: Any = np.int64(value)
-        elif isinstance(space, (spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary)):
-            action = np.asarray(_floats(value) if isinstance(space, spaces.Box) else value)
-            action = action.astype(space.dtype).reshape(space.shape)
-        else:
-            raise UnsupportedSpace(f"no JSON actions for {type(space).__name__}")
+                raise ValueError("a Discrete value must be an integer")
+            return np.int64(value)
+        if isinstance(space, (spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary)):
+            array = np.asarray(_floats(value) if isinstance(space, spaces.Box) else value)
+            return array.astype(space.dtype).reshape(space.shape)
+        raise UnsupportedSpace(f"no JSON values for {type(space).__name__}")
+    except UnsupportedSpace:
+        raise
     except (TypeError, ValueError, OverflowError) as exc:  # 2**64 overflows int64
-        raise ValueError(f"invalid action {_short(value)}: {exc}") from None
+        raise ValueError(f"invalid value {_short(value)}: {exc}") from None
+
+
+def action_from_json(space: gymnasium.Space[Any], value: Any) -> Any:
+    """Convert a JSON action into ``space``'s native form; ValueError if it is not in it."""
+    from gymnasium import spaces
+
+    try:
+        action = value_from_json(space, value)
+    except UnsupportedSpace:
+        raise
+    except ValueError as exc:
+        raise ValueError(f"invalid action {str(exc).removeprefix('invalid value ')}") from None
     if not space.contains(action):
         raise ValueError(f"action {_short(value)} is not in {space}")
     return int(action) if isinstance(space, spaces.Discrete) else action

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from gymlab.rewarder import protocol as p
 from gymlab.rewarder.server import RequestRejected, RewarderServer
-from gymlab.rewarder.spaces import action_from_json, space_to_json
+from gymlab.rewarder.spaces import UnsupportedSpace, action_from_json, space_to_json
 from gymlab.runtime.keymaps import KeyMap, UnknownKeyMap, keymap_for
 
 if TYPE_CHECKING:
@@ -92,6 +93,8 @@ class EnvHost:
         self._env_thread = ThreadPoolExecutor(1, thread_name_prefix="gymlab-env")
         self._env_lock = asyncio.Lock()
         self._clock_changed = asyncio.Event()
+        #: the last episode ended on a step that asked the runtime not to reset
+        self._ended = False
         self._show(first_frame)
 
     @staticmethod
@@ -123,6 +126,7 @@ class EnvHost:
             env_id=self.env_id,
             fps=self.fps,
             action_space=space_to_json(self.env.action_space),
+            observation_space=self._observation_space,
             frame_shape=(self.window.height, self.window.width, 3),
             mode=self.mode,
             frame=self.frame,
@@ -146,7 +150,9 @@ class EnvHost:
         except ValueError as exc:
             raise RequestRejected(str(exc)) from None
         async with self._env_lock:
-            return await self._advance(action, request.action)
+            if self._ended:  # the protocol refuses this too; a second line of defence
+                raise RequestRejected("the episode has ended; send v0.env.reset first")
+            return await self._advance(action, request.action, autoreset=request.autoreset)
 
     # internals
 
@@ -154,17 +160,22 @@ class EnvHost:
         self.window.draw(frame)
         self.frame += 1
 
-    def _build_env(self, env_id: str, seed: int | None) -> tuple[gymnasium.Env[Any, Any], Any]:
+    def _build_env(
+        self, env_id: str, seed: int | None
+    ) -> tuple[gymnasium.Env[Any, Any], Any, np.ndarray]:
         env = make_env(env_id)
         try:
-            env.reset(seed=seed)
-            return env, render(env)
+            obs, _ = env.reset(seed=seed)
+            return env, obs, render(env)
         except BaseException:
             env.close()
             raise
 
-    async def _switch_env(self, env_id: str, seed: int | None) -> np.ndarray:
-        """Build ``env_id``, reset it, and adopt it if its frames fit the display."""
+    async def _switch_env(self, env_id: str, seed: int | None) -> tuple[Any, np.ndarray]:
+        """Build ``env_id``, reset it, and adopt it if its frames fit the display.
+
+        Returns its first observation and frame.
+        """
         try:
             check_env_id(env_id)
         except ConfigError as exc:
@@ -172,7 +183,7 @@ class EnvHost:
         keymap = self._keymap(env_id)
         if self.mode is p.Mode.REALTIME and keymap is None:
             raise RequestRejected(f"no key map for {env_id} (real-time mode needs one)")
-        env, frame = await self._off_loop(self._build_env, env_id, seed)
+        env, obs, frame = await self._off_loop(self._build_env, env_id, seed)
         if frame.shape[:2] != (self.window.height, self.window.width):
             await self._off_loop(env.close)
             h, w = frame.shape[:2]
@@ -183,11 +194,26 @@ class EnvHost:
         old, self.env, self.env_id, self.keymap = self.env, env, env_id, keymap
         await self._off_loop(old.close)
         log.info("switched environment to %s", env_id)
-        return frame
+        return obs, frame
 
-    def _reset_env(self, seed: int | None) -> np.ndarray:
-        self.env.reset(seed=seed)
-        return render(self.env)
+    @property
+    def _observation_space(self) -> dict[str, Any] | None:
+        """The env's observation space as JSON when it is small enough to be pushed."""
+        space = self.env.observation_space
+        if space.shape is None or math.prod(space.shape) > MAX_PUSHED_OBSERVATION_SIZE:
+            return None
+        try:
+            return space_to_json(space)
+        except UnsupportedSpace:
+            return None
+
+    def _push_observation(self, obs: Any, episode_id: int) -> None:
+        if getattr(obs, "size", MAX_PUSHED_OBSERVATION_SIZE + 1) <= MAX_PUSHED_OBSERVATION_SIZE:
+            self._server.push(p.Observation(observation=p.to_jsonable(obs), episode_id=episode_id))
+
+    def _reset_env(self, seed: int | None) -> tuple[Any, np.ndarray]:
+        obs, _ = self.env.reset(seed=seed)
+        return obs, render(self.env)
 
     async def _reset(
         self,
@@ -198,13 +224,14 @@ class EnvHost:
         requested: bool = False,
     ) -> int:
         """Reset (switching env first if asked); returns the new episode id."""
-        frame = None
+        switched = None
         if env_id is not None and env_id != self.env_id:
-            frame = await self._switch_env(env_id, seed)
+            switched = await self._switch_env(env_id, seed)
         with self._server.resetting(hint) as episode_id:
-            if frame is None:
-                frame = await self._off_loop(self._reset_env, seed)
+            obs, frame = switched or await self._off_loop(self._reset_env, seed)
             self._show(frame)
+            self._push_observation(obs, episode_id)
+        self._ended = False
         # Auto-resets happen many times a second in real time: keep them out of INFO.
         level = logging.INFO if requested else logging.DEBUG
         log.log(level, "episode %d started (frame %d)", episode_id, self.frame)
@@ -216,7 +243,9 @@ class EnvHost:
         obs, reward, terminated, truncated, info = self.env.step(action)
         return obs, float(reward), bool(terminated), bool(truncated), info, render(self.env)
 
-    async def _advance(self, action: Any, action_json: Any) -> p.StepReply:
+    async def _advance(
+        self, action: Any, action_json: Any, *, autoreset: bool = True
+    ) -> p.StepReply:
         obs, reward, terminated, truncated, info, frame = await self._off_loop(
             self._step_env, action
         )
@@ -235,9 +264,10 @@ class EnvHost:
                 episode_id=old_episode,
             )
         )
-        if getattr(obs, "size", MAX_PUSHED_OBSERVATION_SIZE + 1) <= MAX_PUSHED_OBSERVATION_SIZE:
-            server.push(p.Observation(observation=p.to_jsonable(obs), episode_id=old_episode))
-        if terminated or truncated:
+        self._push_observation(obs, old_episode)
+        if (terminated or truncated) and not autoreset:
+            self._ended = True  # the terminal frame stays on the display until a reset
+        elif terminated or truncated:
             # Auto-reset: the observation (frame on screen) belongs to the new episode.
             info = {**info, "terminal_frame": step_frame, "terminal_episode_id": old_episode}
             await self._reset()
