@@ -361,3 +361,22 @@ def test_episode_ids_follow_the_max_rule_and_stay_acceptable(hints: list[int | N
         event = client.receive(server.send(p.Text(text="", episode_id=new)))
         assert isinstance(event, p.Text) and event.episode_id == new
         previous = new
+
+
+def test_a_step_without_autoreset_that_ends_the_episode_allows_only_a_reset() -> None:
+    server, client = pair()
+    step = relay(client, server, p.Step(action=0, autoreset=False))
+    assert isinstance(step, p.Step) and step.autoreset is False
+    relay(server, client, p.StepReply(frame=5, terminated=True, episode_id=1))
+    assert client.episode_ended and server.episode_ended
+    with pytest.raises(p.LocalProtocolError, match="the episode has ended"):
+        client.send(p.Step(action=0))
+    with pytest.raises(p.RemoteProtocolError, match="the episode has ended"):
+        server.receive(frame(p.ENV_STEP, 60, {"action": 0}))
+    server.send(p.ErrorReply(message="ended"))
+    relay(client, server, p.Reset())
+    relay(server, client, p.ResetReply(frame=6, episode_id=2))
+    assert not client.episode_ended and not server.episode_ended
+    relay(client, server, p.Step(action=1))  # the default lets the runtime reset by itself
+    relay(server, client, p.StepReply(frame=7, terminated=True, episode_id=3))
+    assert not client.episode_ended

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+import time
 import tracemalloc
 import zlib
 
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from gymlab.rfb import (
     CLIENT_PIXEL_FORMAT,
+    DEFAULT_MAX_SIZE,
     Bell,
     ConnectionClosed,
     ConnectionFailed,
@@ -29,6 +31,7 @@ from gymlab.rfb import (
     State,
     keysym,
 )
+from gymlab.rfb.pixels import copy_rect_bands
 
 # ----- an independent DES (FIPS 46-3), used only to check the VncAuth response ---------------
 
@@ -585,7 +588,7 @@ def _assert_only_events_or_clean_error(client: RFBClient, chunks: list[bytes]) -
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.binary(max_size=2000), cut=st.integers(1, 64))
 def test_random_bytes_after_handshake(data: bytes, cut: int) -> None:
-    client = ready_client(max_desktop_size=(512, 512))
+    client = ready_client(max_size=(512, 512))
     chunks = [data[i : i + cut] for i in range(0, len(data), cut)]
     _assert_only_events_or_clean_error(client, chunks)
 
@@ -593,7 +596,7 @@ def test_random_bytes_after_handshake(data: bytes, cut: int) -> None:
 @settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=300), password=st.sampled_from([None, "pw"]))
 def test_random_bytes_during_handshake(data: bytes, password: str | None) -> None:
-    client = RFBClient(password, max_desktop_size=(512, 512))
+    client = RFBClient(password, max_size=(512, 512))
     greeting = b"RFB 003.008\n" if data[:1] != b"R" else b""
     events = client.receive_data(greeting + data)
     allowed = (ServerInit, ConnectionFailed, *_ALLOWED)
@@ -638,10 +641,193 @@ def test_zrle_round_trip(seed: int, w: int, h: int, colours: int, kind: str) -> 
         kind = "solid"
     elif kind == "packed" and colours > 16:
         kind = "palette_rle"
-    client = ready_client(max_desktop_size=(200, 200))
+    client = ready_client(max_size=(200, 200))
     client.receive_data(update(rect(0, 0, w, h, -223)))
     events = client.receive_data(
         update(rect(0, 0, w, h, 16, zrle_payload(img, [kind], zlib.compressobj())))
     )
     assert isinstance(events[-1], FramebufferUpdateComplete), events
     assert np.array_equal(client.framebuffer, img)
+
+
+# ----- bounds against a hostile server ------------------------------------------------------
+
+
+def _peak_bytes(feed: object) -> int:
+    """Peak bytes traced while calling ``feed()`` (numpy reports its buffers to tracemalloc)."""
+    tracemalloc.start()
+    try:
+        feed()  # type: ignore[operator]
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_default_cap() -> None:
+    assert DEFAULT_MAX_SIZE == (4096, 4096)
+    assert RFBClient().max_size == DEFAULT_MAX_SIZE
+    events = RFBClient("secret").receive_data(handshake(4097, 10))
+    assert events == [ProtocolError("server desktop 4097x10 exceeds the 4096x4096 cap")]
+
+
+def test_server_init_beyond_the_cap_fails_before_allocating() -> None:
+    client = RFBClient("secret", max_size=(600, 400))
+    head = handshake(16384, 16384)[: -len(NAME)]  # the name has not arrived yet
+    peak = _peak_bytes(lambda: _error_after(client, head))
+    assert client.receive_data(b"") == []
+    assert client.framebuffer.size == 0 and peak < 1 << 20
+    assert client.state is State.FAILED
+    client = RFBClient("secret", max_size=(600, 400))
+    error = _error_after(client, handshake(600, 401))
+    assert error.reason == "server desktop 600x401 exceeds the 600x400 cap"
+    ready = RFBClient("secret", max_size=(600, 400))
+    assert isinstance(ready.receive_data(handshake(600, 400))[0], ServerInit)
+
+
+@pytest.mark.parametrize(
+    "resize",
+    [
+        rect(0, 0, 16384, 16384, -223),
+        rect(0, 0, 601, 400, -223),
+        rect(0, 0, 600, 401, -308, b"\x01\x00\x00\x00" + b"\0" * 16),
+    ],
+    ids=["desktopsize-16384", "desktopsize-601", "extendeddesktopsize-401"],
+)
+def test_resize_beyond_the_cap_fails_before_allocating(resize: bytes) -> None:
+    client = RFBClient("secret", max_size=(600, 400))
+    client.receive_data(handshake(600, 400))
+    copy = rect(0, 1, 16384, 16383, 1, struct.pack(">HH", 0, 0))
+    peak = _peak_bytes(lambda: _error_after(client, update(resize, copy)))
+    assert client.framebuffer.shape == (400, 600, 3) and peak < 1 << 20
+    w, h = struct.unpack(">4xHH", resize[:8])
+    client = RFBClient("secret", max_size=(600, 400))
+    client.receive_data(handshake(600, 400))
+    assert _error_after(client, update(resize)).reason == (
+        f"server desktop {w}x{h} exceeds the 600x400 cap"
+    )
+
+
+_MOVES = [(dx, dy) for dx in (-7, 0, 7) for dy in (-5, 0, 5) if (dx, dy) != (0, 0)]
+
+
+@pytest.mark.parametrize(("dx", "dy"), [*_MOVES, (0, 0), (-20, 25)])
+@pytest.mark.parametrize("band_bytes", [1, 3 * 40 * 4, 1 << 20])
+def test_copy_rect_bands_equal_a_plain_copy(dx: int, dy: int, band_bytes: int) -> None:
+    img = random_image(np.random.default_rng(abs(dx * 100 + dy)), H, W)
+    sx, sy, w, h = 20, 15, 40, 30
+    expected = img.copy()
+    expected[sy + dy : sy + dy + h, sx + dx : sx + dx + w] = img[sy : sy + h, sx : sx + w].copy()
+    fb = img.copy()
+    bands = list(copy_rect_bands(fb, sx, sy, sx + dx, sy + dy, w, h, band_bytes))
+    assert np.array_equal(fb, expected)
+    assert sum(bands) == (w * h * 3 if (dx, dy) != (0, 0) else 0)
+    assert max(bands, default=0) <= max(band_bytes, w * 3)
+
+
+@pytest.mark.parametrize(("dx", "dy"), _MOVES)
+def test_copyrect_overlapping_in_every_direction(dx: int, dy: int) -> None:
+    client = ready_client()
+    img = random_image(np.random.default_rng(5), H, W)
+    client.receive_data(update(rect(0, 0, W, H, 0, raw_payload(img))))
+    sx, sy, w, h = 10, 8, W - 20, H - 16  # most of the desktop: the views overlap a lot
+    payload = struct.pack(">HH", sx, sy)
+    events = client.receive_data(update(rect(sx + dx, sy + dy, w, h, 1, payload)))
+    expected = img.copy()
+    expected[sy + dy : sy + dy + h, sx + dx : sx + dx + w] = img[sy : sy + h, sx : sx + w]
+    assert isinstance(events[0], FramebufferUpdateComplete)
+    assert np.array_equal(client.framebuffer, expected)
+
+
+@pytest.mark.parametrize(("dx", "dy"), [(0, 1), (1, 0), (-1, -1)])
+def test_copyrect_needs_no_full_size_temporary(dx: int, dy: int) -> None:
+    w, h = 2000, 1500  # a 9 MB framebuffer; a full temporary copy would be as large
+    client = ready_client()
+    client.receive_data(update(rect(0, 0, w, h, -223)))
+    client.framebuffer[::7, ::3] = 200
+    expected = client.framebuffer.copy()
+    sx, sy = max(0, -dx), max(0, -dy)
+    expected[sy + dy : sy + dy + h - 1, sx + dx : sx + dx + w - 1] = expected[
+        sy : sy + h - 1, sx : sx + w - 1
+    ].copy()
+    copy = update(rect(sx + dx, sy + dy, w - 1, h - 1, 1, struct.pack(">HH", sx, sy)))
+    peak = _peak_bytes(lambda: client.receive_data(copy))
+    assert np.array_equal(client.framebuffer, expected)
+    assert peak < 3 << 19, f"peak {peak} bytes"  # one 1 MiB band and change
+
+
+def test_zrle_bomb_is_stopped_while_it_streams_in() -> None:
+    client = RFBClient("secret", max_size=(600, 400))
+    client.receive_data(handshake(600, 400))
+    comp = zlib.compressobj(9)
+    zeros = bytes(1 << 20)
+    bomb = b"".join(comp.compress(zeros) for _ in range(64)) + comp.flush(zlib.Z_SYNC_FLUSH)
+    stream = update(rect(0, 0, 600, 400, 16, u32(len(bomb)) + bomb))
+    events: list[object] = []
+
+    def feed() -> None:
+        for i in range(0, len(stream), 4096):
+            events.extend(client.receive_data(stream[i : i + 4096]))
+            if events:
+                return
+
+    peak = _peak_bytes(feed)
+    assert len(events) == 1 and isinstance(events[0], ProtocolError), events
+    assert "ZRLE data of a 600x400 rect decompresses to more than the 986740 bytes" in (
+        events[0].reason
+    )
+    # ~1000:1: the 986740-byte bound passes in the first 16 KiB piece of the 64 KiB bomb
+    fed = client.stats.bytes_received - len(handshake(600, 400))
+    assert fed < (16 << 10) + 4096 + 20 < len(bomb)  # one piece, a feed, the headers
+    assert peak < 4 << 20, f"peak {peak} bytes"
+
+
+def test_max_steps_leaves_the_rest_pending_and_gives_the_same_events() -> None:
+    stream = _session_stream()
+    whole = RFBClient("secret")
+    expected = whole.receive_data(stream)
+    stepped = RFBClient("secret")
+    events = stepped.receive_data(stream, max_steps=1)
+    calls = 1
+    while stepped.pending:
+        events += stepped.resume(max_steps=1)
+        calls += 1
+    assert events == expected
+    assert calls > 20  # one step per call: many calls
+    assert np.array_equal(whole.framebuffer, stepped.framebuffer)
+    assert whole.stats == stepped.stats
+    assert stepped.resume() == [] and not stepped.pending
+    assert stepped.receive_data(b"") == [ConnectionClosed()]
+
+
+def _one_pixel_runs_rect(w: int, h: int, comp: zlib._Compress) -> bytes:
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, ::2] = (10, 20, 30)  # every run is one pixel long: the slowest ZRLE to decode
+    return rect(0, 0, w, h, 16, zrle_payload(img, ["rle"], comp))
+
+
+def test_every_parser_step_is_short() -> None:
+    """Each step a driver may run between two looks at the clock is about a millisecond.
+
+    Costly streams: ZRLE rects of one-pixel runs (~50 ms each to decode), full-desktop
+    CopyRects and raw rects of a 2048x2048 desktop (12 MiB each).
+    """
+    client = RFBClient("secret")
+    client.receive_data(handshake(600, 400))
+    comp = zlib.compressobj()
+    zrle = update(*[_one_pixel_runs_rect(600, 400, comp) for _ in range(3)])
+    big = 2048
+    copies = update(
+        rect(0, 0, big, big, -223),
+        *[rect(0, 1, big, big - 1, 1, struct.pack(">HH", 0, 0)) for _ in range(3)],
+        rect(0, 0, big, big, 0, bytes(big * big * 4)),
+    )
+    durations = []
+    for stream in (zrle, copies):
+        events = client.receive_data(stream, max_steps=1)
+        while client.pending:
+            started = time.perf_counter()
+            events += client.resume(max_steps=1)
+            durations.append(time.perf_counter() - started)
+        assert [type(e) for e in events][-1] is FramebufferUpdateComplete, events
+    # a loaded machine may stretch a step or two: judge the third worst
+    assert sorted(durations)[-3] < 0.025, sorted(durations)[-5:]

@@ -19,13 +19,20 @@ Two ways to get pixels:
 
 Any broken, closed or misbehaving connection raises :class:`VNCConnectionError` (or a
 subclass) from every later call, so a vector env can treat the remote as dead and reconnect.
+
+All remotes of a vector env share one event loop, so a connection never holds the loop for
+long: received data is parsed a few bounded steps at a time (see :mod:`gymlab.rfb.client`)
+and the loop gets a turn every :data:`SLICE_SECONDS`, however hostile the stream. Hence
+every ``timeout`` holds to within a few milliseconds. The desktop is capped (``max_size``),
+so a server cannot make the client allocate more than the caller agreed to.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 import numpy as np
@@ -42,6 +49,10 @@ from gymlab.rfb import (
 )
 
 _READ_SIZE = 1 << 20
+#: Longest stretch of parsing before the event loop gets a turn.
+SLICE_SECONDS = 0.005
+# parser steps between clock reads: each is bounded (about a millisecond at worst)
+_STEPS = 4
 # ExtendedDesktopSize is left out: TigerVNC answers it with an extra, pixel-less update
 _PSEUDO_ENCODINGS = ("desktopsize",)
 
@@ -84,7 +95,9 @@ class VNCConnection:
         self.host = host
         self.port = port
         self._error: VNCConnectionError | None = None
-        self._waiters: list[tuple[int, bool, asyncio.Future[None]]] = []
+        # (update number, needs pixels, future); a pixel waiter gets the frame as it was when
+        # its update completed, before parsing of the next update goes on
+        self._waiters: list[tuple[int, bool, asyncio.Future[np.ndarray | None]]] = []
         self._streaming = False
         self._task: asyncio.Task[None] | None = None
 
@@ -103,24 +116,26 @@ class VNCConnection:
         timeout: float = 10.0,
         encodings: Iterable[str | int] = ("zrle", "copyrect", "raw"),
         shared: bool = True,
-        max_desktop_size: tuple[int, int] = (16384, 16384),
+        max_size: tuple[int, int] | None = None,
     ) -> VNCConnection:
         """Connect, authenticate (VncAuth if ``password`` is given, else None) and initialise.
 
         ``encodings`` are in order of preference; the DesktopSize pseudo-encoding is added
         unless already listed. The framebuffer is black until the first :meth:`update`.
+        ``max_size`` is the largest (width, height) desktop accepted, at connect time and
+        on every later resize (pass the frame shape you expect); ``None`` means
+        :data:`gymlab.rfb.DEFAULT_MAX_SIZE`. A larger desktop is a :class:`VNCProtocolError`.
 
         Raises:
             VNCAuthenticationError: the server refused us (its reason is in the message).
             VNCConnectionError: refused, reset or closed during the handshake.
-            VNCProtocolError: the server is not speaking RFB 3.8 correctly.
+            VNCProtocolError: the server is not speaking RFB 3.8 correctly, or its desktop
+                exceeds ``max_size``.
             VNCTimeoutError: the whole handshake took longer than ``timeout`` seconds.
         """
         encodings = list(encodings)
         encodings += [p for p in _PSEUDO_ENCODINGS if p not in encodings]
-        rfb = RFBClient(
-            password, encodings=encodings, shared=shared, max_desktop_size=max_desktop_size
-        )
+        rfb = RFBClient(password, encodings=encodings, shared=shared, max_size=max_size)
         address = f"{host}:{port}"
         writer: asyncio.StreamWriter | None = None
 
@@ -133,8 +148,8 @@ class VNCConnection:
             conn = cls(reader, writer, rfb, host, port)
             while rfb.state is State.HANDSHAKE:
                 data = await conn._read()
-                for event in rfb.receive_data(data):
-                    conn._raise_for(event)
+                # whatever follows ServerInit is left pending for the read loop
+                await conn._feed(data, conn._raise_for, lambda: rfb.state is not State.HANDSHAKE)
                 await conn._flush()
             return conn
 
@@ -219,12 +234,43 @@ class VNCConnection:
         if isinstance(event, ConnectionClosed):
             raise VNCConnectionError(f"VNC {self.address}: closed during the handshake")
 
+    async def _feed(
+        self, data: bytes | None, handle: Callable[[Event], None], stop: Callable[[], bool]
+    ) -> None:
+        """Parse ``data`` (``None``: only what is pending), handing each event to ``handle``.
+
+        Stops early once ``stop()`` is true. Yields to the loop every :data:`SLICE_SECONDS`
+        (flushing replies first), so one connection cannot starve the others.
+        """
+        rfb = self._rfb
+        if data is None:
+            events = rfb.resume(max_steps=_STEPS)
+        else:
+            events = rfb.receive_data(data, max_steps=_STEPS)
+        started = time.perf_counter()
+        while True:
+            for event in events:
+                handle(event)
+            if not rfb.pending or stop():
+                return
+            if time.perf_counter() - started >= SLICE_SECONDS:
+                await self._flush()
+                await asyncio.sleep(0)
+                started = time.perf_counter()
+                if stop():
+                    return
+            events = rfb.resume(max_steps=_STEPS)
+
     async def _read_loop(self) -> None:
+        def stop() -> bool:
+            return self._error is not None
+
         try:
+            # data that arrived with ServerInit
+            await self._feed(None, self._handle, stop)
             while self._error is None:
                 data = await self._read()
-                for event in self._rfb.receive_data(data):
-                    self._handle(event)
+                await self._feed(data, self._handle, stop)
                 if self._error is None:
                     await self._flush()
         except VNCConnectionError as exc:
@@ -251,7 +297,7 @@ class VNCConnection:
         for target, need_pixels, fut in self._waiters:
             if target <= count and (has_pixels or not need_pixels):
                 if not fut.done():
-                    fut.set_result(None)
+                    fut.set_result(self._rfb.framebuffer.copy() if need_pixels else None)
             else:
                 keep.append((target, need_pixels, fut))
         self._waiters = keep
@@ -271,15 +317,18 @@ class VNCConnection:
 
     async def _wait_count(
         self, target: int, timeout: float, what: str, need_pixels: bool = False
-    ) -> None:
-        """Wait for update number >= ``target`` (one with a pixel rect if ``need_pixels``)."""
+    ) -> np.ndarray | None:
+        """Wait for update number >= ``target`` (one with a pixel rect if ``need_pixels``).
+
+        Returns the framebuffer copy taken when that update completed if ``need_pixels``.
+        """
         self._check()
         if self.update_count >= target and not need_pixels:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            return None
+        fut: asyncio.Future[np.ndarray | None] = asyncio.get_running_loop().create_future()
         self._waiters.append((target, need_pixels, fut))
         try:
-            await asyncio.wait_for(fut, timeout)
+            return await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
             raise VNCTimeoutError(
                 f"VNC {self.address}: no framebuffer update within {timeout} s ({what})"
@@ -308,8 +357,9 @@ class VNCConnection:
             self._rfb.request_update(incremental, *region)
         await self._flush()
         kind = "incremental: nothing changed?" if incremental else "full"
-        await self._wait_count(target, timeout, kind, need_pixels=True)
-        return self._rfb.framebuffer.copy()
+        frame = await self._wait_count(target, timeout, kind, need_pixels=True)
+        assert frame is not None
+        return frame
 
     async def wait_for_update(self, after: int, timeout: float = 5.0) -> int:
         """Wait until :attr:`update_count` exceeds ``after``; returns the new count."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from gymlab.rfb.client import (
     DEFAULT_ENCODINGS,
+    DEFAULT_MAX_SIZE,
     LocalProtocolError,
     RFBClient,
     RFBStats,
@@ -34,6 +35,7 @@ from gymlab.rfb.keysyms import KEYSYMS, keysym
 __all__ = [
     "CLIENT_PIXEL_FORMAT",
     "DEFAULT_ENCODINGS",
+    "DEFAULT_MAX_SIZE",
     "ENCODINGS",
     "KEYSYMS",
     "Bell",

@@ -7,6 +7,13 @@ clock, so the same object drives the asyncio wrapper, tests and benchmarks.
 Parsing is a generator that yields how many bytes it needs next; the driver hands it exactly
 that many once they are buffered. Hence feeding byte by byte or all at once gives the same
 events, and nothing is allocated from a length field before that length was checked.
+
+Every parser step is bounded, so a driver can interleave other work with a hostile stream:
+a step reads at most :data:`MAX_READ` bytes, moves at most one CopyRect band, produces at most
+:data:`INFLATE_STEP` bytes of zlib output or decodes a few KiB of ZRLE tiles (about a
+millisecond at worst). A step that reads nothing yields 0: a pause point. ``max_steps`` of
+:meth:`RFBClient.receive_data` and :meth:`RFBClient.resume` caps the steps per call; what is
+left stays buffered (:attr:`RFBClient.pending`) until the next call.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from gymlab.rfb.events import (
     ServerInit,
 )
 from gymlab.rfb.keysyms import keysym as _keysym
-from gymlab.rfb.pixels import copy_bgr
+from gymlab.rfb.pixels import copy_bgr, copy_rect_bands
 
 SECURITY_NONE = 1
 SECURITY_VNC_AUTH = 2
@@ -56,6 +63,21 @@ DEFAULT_ENCODINGS: tuple[str, ...] = (
     "extendeddesktopsize",
     "desktopsize",
 )
+
+#: Largest desktop (width, height) accepted when the caller names no cap: a 4096x4096 RGB
+#: framebuffer is 48 MiB, affordable per remote; the RFB maximum (65535x65535) is 12 GiB.
+DEFAULT_MAX_SIZE: tuple[int, int] = (4096, 4096)
+
+#: Most bytes the parser asks for in one step (raw rects and ZRLE data come in pieces).
+MAX_READ = 1 << 18
+#: Most zlib output produced in one step.
+INFLATE_STEP = 1 << 18
+# ZRLE data is inflated as it arrives, in pieces this small, so a bomb is caught early
+_ZRLE_READ = 1 << 14
+# ZRLE tile data decoded between pause points (worst case: 4 bytes per one-pixel run)
+_DECODE_STEP = 1 << 12
+# the buffer's consumed head is dropped once this long (or when all of it is consumed)
+_COMPACT = 1 << 20
 
 _U8 = struct.Struct(">B")
 _U16 = struct.Struct(">H")
@@ -73,6 +95,9 @@ class State(enum.Enum):
     READY = "ready"  # ServerInit received: normal operation
     FAILED = "failed"  # ConnectionFailed or ProtocolError was returned
     CLOSED = "closed"  # the peer closed the connection
+
+
+_DONE = (State.FAILED, State.CLOSED)
 
 
 class LocalProtocolError(RuntimeError):
@@ -140,7 +165,9 @@ class RFBClient:
         encodings: names or numbers sent in SetEncodings right after ServerInit, in order of
             preference.
         shared: ClientInit shared flag (False asks the server to disconnect other clients).
-        max_desktop_size: largest (width, height) accepted from the server.
+        max_size: largest (width, height) desktop accepted, in ServerInit and in every
+            resize; ``None`` means :data:`DEFAULT_MAX_SIZE`. A larger one is a protocol
+            error, raised before anything is allocated for it.
         max_text_length: cap on name, cut-text and reason strings.
     """
 
@@ -150,13 +177,13 @@ class RFBClient:
         *,
         encodings: Iterable[str | int] = DEFAULT_ENCODINGS,
         shared: bool = True,
-        max_desktop_size: tuple[int, int] = (16384, 16384),
+        max_size: tuple[int, int] | None = None,
         max_text_length: int = 1 << 20,
     ) -> None:
         self.password = password
         self.encodings = [encoding_number(e) for e in encodings]
         self.shared = shared
-        self.max_desktop_size = max_desktop_size
+        self.max_size = DEFAULT_MAX_SIZE if max_size is None else max_size
         self.max_text_length = max_text_length
         self.state = State.HANDSHAKE
         self.width = 0
@@ -170,33 +197,62 @@ class RFBClient:
         self._zlib = zlib.decompressobj()
         self._out = bytearray()
         self._buf = bytearray()
+        self._pos = 0  # bytes of _buf already handed to the parser
         self._events: list[Event] = []
         self._parser = self._run()
         self._need = next(self._parser)
 
     # ----- driving -------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Feed bytes from the server; ``b""`` means end of stream. Returns new events."""
+    def receive_data(self, data: bytes, *, max_steps: int | None = None) -> list[Event]:
+        """Feed bytes from the server; ``b""`` means end of stream. Returns new events.
+
+        With ``max_steps`` at most that many parser steps run (at least one); the rest of
+        the data stays buffered for :meth:`resume`. End of stream drops whatever is still
+        buffered, so drain :attr:`pending` first.
+        """
         if self.state in (State.FAILED, State.CLOSED):
             return []
         if not data:
             self.state = State.CLOSED
+            self._buf.clear()
+            self._pos = 0
             return [ConnectionClosed()]
         self.stats.bytes_received += len(data)
         self._buf += data
-        pos = 0
+        return self.resume(max_steps=max_steps)
+
+    @property
+    def pending(self) -> bool:
+        """True when buffered data lets the parser go on: call :meth:`resume`."""
+        alive = self.state not in (State.FAILED, State.CLOSED)
+        return alive and len(self._buf) - self._pos >= self._need
+
+    def resume(self, *, max_steps: int | None = None) -> list[Event]:
+        """Parse buffered data (at most ``max_steps`` steps, at least one); returns new events."""
+        steps = 0
+        pos = self._pos
         try:
-            while len(self._buf) - pos >= self._need:
+            while len(self._buf) - pos >= self._need and self.state not in _DONE:
+                need = self._need
                 with memoryview(self._buf) as view:
-                    chunk = bytes(view[pos : pos + self._need])
-                pos += self._need
+                    chunk = bytes(view[pos : pos + need])
+                pos += need
                 self._need = self._parser.send(chunk)
+                steps += 1
+                if max_steps is not None and steps >= max_steps:
+                    break
         except _Violation as exc:
             self._fail(ProtocolError(str(exc)))
         except _Refused as exc:
             self._fail(ConnectionFailed(str(exc)))
-        del self._buf[:pos]
+        if pos >= len(self._buf):
+            self._buf.clear()
+            pos = 0
+        elif pos >= _COMPACT:  # amortised: a few steps per call must not move the rest each time
+            del self._buf[:pos]
+            pos = 0
+        self._pos = pos
         events = self._events.copy()
         self._events.clear()
         return events
@@ -276,9 +332,9 @@ class RFBClient:
         return (yield length).decode("latin-1")
 
     def _check_size(self, width: int, height: int) -> None:
-        max_w, max_h = self.max_desktop_size
+        max_w, max_h = self.max_size
         if width > max_w or height > max_h:
-            raise _Violation(f"desktop {width}x{height} exceeds the {max_w}x{max_h} cap")
+            raise _Violation(f"server desktop {width}x{height} exceeds the {max_w}x{max_h} cap")
 
     def _resize(self, width: int, height: int) -> None:
         self._check_size(width, height)
@@ -337,6 +393,7 @@ class RFBClient:
 
         self._out += _U8.pack(int(self.shared))
         width, height, fmt, name_length = _SERVER_INIT.unpack((yield 24))
+        self._check_size(width, height)
         if name_length > self.max_text_length:
             raise _Violation(f"desktop name of {name_length} bytes exceeds the cap")
         name = (yield name_length).decode("utf-8", errors="replace")
@@ -388,36 +445,68 @@ class RFBClient:
             )
         target = self.framebuffer[r.y : r.y + r.height, r.x : r.x + r.width]
         if enc == ENCODING_RAW:
-            n = r.width * r.height * 4
-            data = yield n
-            # wire pixels are B, G, R, X
-            copy_bgr(target, np.frombuffer(data, dtype=np.uint8).reshape(r.height, r.width, 4))
-            self._count(enc, 12 + n)
+            yield from self._raw(r, target)
         elif enc == ENCODING_COPYRECT:
             sx, sy = struct.unpack(">HH", (yield 4))
             if sx + r.width > self.width or sy + r.height > self.height:
                 raise _Violation("CopyRect source outside the framebuffer")
-            target[...] = self.framebuffer[sy : sy + r.height, sx : sx + r.width].copy()
+            # in place, band by band: a full-size temporary would double the framebuffer
+            for _ in copy_rect_bands(self.framebuffer, sx, sy, r.x, r.y, r.width, r.height):
+                yield 0
             self._count(enc, 16)
         elif enc == ENCODING_ZRLE:
-            (length,) = _U32.unpack((yield 4))
-            bound = zrle.max_decompressed_size(r.width, r.height)
-            # deflate never expands by more than a few bytes per 16 KiB block
-            if length > bound + bound // 8 + 1024:
-                raise _Violation(f"ZRLE length {length} too large for a {r.width}x{r.height} rect")
-            compressed = yield length
-            try:
-                # max_length 0 would mean unlimited, hence bound + 1
-                raw = self._zlib.decompress(compressed, bound + 1)
-            except zlib.error as exc:
-                raise _Violation(f"ZRLE zlib stream: {exc}") from None
-            if len(raw) > bound:
-                raise _Violation("ZRLE data decompresses to more than the rect can hold")
-            try:
-                zrle.decode_rect(raw, target)
-            except zrle.ZRLEError as exc:
-                raise _Violation(f"ZRLE: {exc}") from None
-            self.stats.zrle_decompressed_bytes += len(raw)
-            self._count(enc, 16 + length)
+            yield from self._zrle(r, target)
         else:
             raise _Violation(f"encoding {enc} was not requested")
+
+    def _raw(self, r: Rect, target: np.ndarray) -> _Parser:
+        row_bytes = r.width * 4
+        rows = max(1, MAX_READ // max(row_bytes, 1))
+        for top in range(0, r.height, rows):
+            n = min(rows, r.height - top)
+            data = yield n * row_bytes
+            # wire pixels are B, G, R, X
+            band = np.frombuffer(data, dtype=np.uint8).reshape(n, r.width, 4)
+            copy_bgr(target[top : top + n], band)
+        self._count(ENCODING_RAW, 12 + row_bytes * r.height)
+
+    def _zrle(self, r: Rect, target: np.ndarray) -> _Parser:
+        (length,) = _U32.unpack((yield 4))
+        bound = zrle.max_decompressed_size(r.width, r.height)
+        # deflate never expands by more than a few bytes per 16 KiB block
+        if length > bound + bound // 8 + 1024:
+            raise _Violation(f"ZRLE length {length} too large for a {r.width}x{r.height} rect")
+        # Inflate piece by piece, never past the bound: a bomb is stopped after at most
+        # bound + 1 bytes of output, however much its compressed data would expand to.
+        raw = bytearray()
+        left = length
+        while left:
+            data = yield min(left, _ZRLE_READ)
+            left -= len(data)
+            while True:
+                limit = min(bound - len(raw) + 1, INFLATE_STEP)
+                try:
+                    out = self._zlib.decompress(data, limit)
+                except zlib.error as exc:
+                    raise _Violation(f"ZRLE zlib stream: {exc}") from None
+                raw += out
+                if len(raw) > bound:
+                    raise _Violation(
+                        f"ZRLE data of a {r.width}x{r.height} rect decompresses to more than "
+                        f"the {bound} bytes the rect can hold"
+                    )
+                data = self._zlib.unconsumed_tail
+                # a full output buffer may leave output pending even with all input taken
+                if not data and len(out) < limit:
+                    break
+                yield 0
+        mark = 0
+        try:
+            for off in zrle.iter_decode(raw, target):
+                if off - mark >= _DECODE_STEP:
+                    mark = off
+                    yield 0
+        except zrle.ZRLEError as exc:
+            raise _Violation(f"ZRLE: {exc}") from None
+        self.stats.zrle_decompressed_bytes += len(raw)
+        self._count(ENCODING_ZRLE, 16 + length)
