@@ -234,12 +234,15 @@ class RemoteSession:
                 timeout=self.connect_timeout,
             )
             self.rewarder.add_listener(self._on_event)
+            shape = self.rewarder.describe.frame_shape if self.rewarder.describe else None
             self.vnc = await VNCConnection.connect(
                 self.remote.host,
                 self.remote.vnc_port,
                 self._password,
                 timeout=self.connect_timeout,
                 encodings=self.encodings,
+                # the desktop may be no larger than the frames the rewarder announced
+                max_size=(shape[1], shape[0]) if shape else None,
             )
         except REMOTE_ERRORS as exc:
             await self.close_connections()
