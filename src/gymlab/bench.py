@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from gymlab.rewarder.protocol import Mode
 from gymlab.runtime.local import LocalRuntime, local_runtimes, remotes_string, rss_bytes
 
 ENV_ID = "CartPole-v1"
@@ -91,7 +92,7 @@ def bench_lockstep(runtimes: list[LocalRuntime], password: str, seconds: float) 
     from gymlab.client.vector import RemoteVectorEnv
 
     before = rss_bytes(os.getpid())
-    env = RemoteVectorEnv(_remotes(runtimes), password, mode="lockstep")
+    env = RemoteVectorEnv(_remotes(runtimes), password, mode=Mode.LOCKSTEP)
     try:
         result = _run_vector(env, seconds)
         result["client_rss_per_remote"] = (rss_bytes(os.getpid()) - before) / len(runtimes)
@@ -107,7 +108,9 @@ def bench_bytes(runtime: LocalRuntime, password: str, seconds: float) -> dict[st
 
     out: dict[str, Any] = {}
     for encoding in ("zrle", "raw"):
-        env = RemoteVectorEnv(_remotes([runtime]), password, mode="lockstep", encodings=(encoding,))
+        env = RemoteVectorEnv(
+            _remotes([runtime]), password, mode=Mode.LOCKSTEP, encodings=(encoding,)
+        )
         try:
             env.reset(seed=0)
             vnc = env.sessions[0].vnc
@@ -241,7 +244,7 @@ def bench_realtime(
     env = RemoteVectorEnv(
         _remotes(runtimes),
         password,
-        mode="realtime",
+        mode=Mode.REALTIME,
         fps=fps,
         on_update=probe.on_update,
         on_reward=probe.on_reward,
@@ -399,7 +402,7 @@ def run_bench(
     start = time.monotonic()
     print(f"(a) in-process baseline, {span:.0f} s ...", file=sys.stderr)
     results["a"] = bench_inprocess(span)
-    with local_runtimes(4, ENV_ID, mode="lockstep", ready_timeout=READY_TIMEOUT) as runtimes:
+    with local_runtimes(4, ENV_ID, mode=Mode.LOCKSTEP, ready_timeout=READY_TIMEOUT) as runtimes:
         password = runtimes[0].password
         print(f"(b) 1 lockstep remote, {span:.0f} s ...", file=sys.stderr)
         results["b"] = bench_lockstep(runtimes[:1], password, span)
@@ -408,7 +411,7 @@ def run_bench(
         print("(e) bytes per frame per encoding ...", file=sys.stderr)
         results["e"] = bench_bytes(runtimes[0], password, max(1.0, span / 2))
     with local_runtimes(
-        4, ENV_ID, mode="realtime", fps=fps, ready_timeout=READY_TIMEOUT
+        4, ENV_ID, mode=Mode.REALTIME, fps=fps, ready_timeout=READY_TIMEOUT
     ) as runtimes:
         password = runtimes[0].password
         print(f"(d) 4 realtime remotes at {fps:g} fps, {span:.0f} s ...", file=sys.stderr)

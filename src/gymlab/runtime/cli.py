@@ -8,6 +8,8 @@ import signal
 import sys
 from typing import Any
 
+from gymlab.rewarder.protocol import Mode
+
 
 def add_parser(subparsers: Any) -> None:
     """Register ``runtime`` and its ``serve`` subcommand."""
@@ -28,8 +30,12 @@ def add_parser(subparsers: Any) -> None:
     serve.add_argument(
         "--password-file", required=True, help="file whose first line is the password"
     )
-    serve.add_argument("--mode", choices=("realtime", "lockstep"), default="realtime")
-    serve.add_argument("--fps", type=float, default=60.0, help="real-time frame rate")
+    serve.add_argument(
+        "--mode", choices=[m.value for m in Mode], default=Mode.REALTIME.value, help="how the env advances"
+    )
+    serve.add_argument(
+        "--fps", type=float, default=60.0, help="real-time frame rate, 1..1000 (default 60)"
+    )
     serve.add_argument("--bind", default="127.0.0.1", help="address VNC and rewarder listen on")
     serve.add_argument(
         "--display", type=int, default=None, help="X display number (default: a free one)"

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gymlab.rewarder.protocol import Mode
+from gymlab.rewarder.protocol import MAX_FPS, MIN_FPS, Mode
 from gymlab.rewarder.server import RewarderServer
 from gymlab.runtime.host import ConfigError, EnvHost, check_env_id, make_env, render
 from gymlab.runtime.keymaps import UnknownKeyMap, keymap_for
@@ -98,8 +98,8 @@ class RuntimeConfig:
         """Raise :class:`ConfigError` for values that cannot work."""
         if not isinstance(self.mode, Mode):
             raise ConfigError(f"unknown mode {self.mode!r} (realtime or lockstep)")
-        if not (math.isfinite(self.fps) and 0 < self.fps <= 1000):
-            raise ConfigError(f"fps must be in (0, 1000], got {self.fps}")
+        if not (math.isfinite(self.fps) and MIN_FPS <= self.fps <= MAX_FPS):
+            raise ConfigError(f"fps must be in {MIN_FPS:g}..{MAX_FPS:g}, got {self.fps:g}")
         if not self.password:
             raise ConfigError("the password is empty")
         for name in ("vnc_port", "rewarder_port"):
@@ -109,7 +109,7 @@ class RuntimeConfig:
         if self.display is not None and not 0 <= self.display < 65536:
             raise ConfigError(f"display must be in 0..65535, got {self.display}")
         check_env_id(self.env_id)
-        if self.mode == "realtime":
+        if self.mode is Mode.REALTIME:
             try:
                 keymap_for(self.env_id)
             except UnknownKeyMap:
