@@ -31,7 +31,10 @@ def add_parser(subparsers: Any) -> None:
         "--password-file", required=True, help="file whose first line is the password"
     )
     serve.add_argument(
-        "--mode", choices=[m.value for m in Mode], default=Mode.REALTIME.value, help="how the env advances"
+        "--mode",
+        choices=[m.value for m in Mode],
+        default=Mode.REALTIME.value,
+        help="how the env advances",
     )
     serve.add_argument(
         "--fps", type=float, default=60.0, help="real-time frame rate, 1..1000 (default 60)"
