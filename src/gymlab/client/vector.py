@@ -45,10 +45,12 @@ raises for a remote's failure; ``reset`` raises :class:`RemoteError` naming the 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from copy import deepcopy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from gymnasium import spaces
@@ -69,6 +71,16 @@ from gymlab.client.session import (
 )
 from gymlab.rewarder.protocol import Mode
 from gymlab.rewarder.spaces import space_from_json
+
+if TYPE_CHECKING:
+    from gymlab.client.local_remotes import LocalRemotes
+
+
+def _close_at_exit(ref: weakref.ref[RemoteVectorEnv]) -> None:
+    env = ref()
+    if env is not None and not env.closed:
+        env.close()
+
 
 OBSERVATION_KINDS: tuple[ObservationKind, ...] = ("pixels", "state", "both")
 
@@ -103,8 +115,9 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
     """A vector env whose sub-envs are gymlab runtimes reached over VNC + the rewarder.
 
     Args:
-        remotes: a remotes string (``vnc://host:5900+15900,...?password=X``) or a list of
-            entries; may be left out and given later to :meth:`configure`.
+        remotes: a remotes string (``vnc://host:5900+15900,...?password=X``), a list of
+            entries, or a number N of local runtimes to start (they need ``env_id``); may be
+            left out and given later to :meth:`configure`.
         password: the remotes' password (or in the remotes string's query).
         env_id: if given, every reset asks the runtimes to run this environment.
         mode: ``"lockstep"`` or ``"realtime"``; None adopts the remotes' mode.
@@ -127,7 +140,7 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
 
     def __init__(
         self,
-        remotes: str | Iterable[str] | None = None,
+        remotes: str | Iterable[str] | int | None = None,
         password: str | None = None,
         *,
         env_id: str | None = None,
@@ -167,6 +180,7 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         self.spec_remotes: RemotesSpec | None = None
         self.sessions: list[RemoteSession] = []
         self._loop: LoopThread | None = None
+        self._local: LocalRemotes | None = None
         self._obs: Any = None
         self._last_step = 0.0
         self.closed = False
@@ -177,14 +191,16 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
 
     def configure(
         self,
-        remotes: str | Iterable[str],
+        remotes: str | Iterable[str] | int,
         password: str | None = None,
         **options: Any,
     ) -> None:
         """Connect to ``remotes`` (Universe's ``env.configure(remotes=...)``).
 
-        ``password`` defaults to the constructor's. ``options`` override constructor
-        arguments (``mode``, ``fps``, timeouts, ...).
+        ``remotes`` is a remotes string, a list of entries, or a number N: start N local
+        runtimes of ``env_id`` (:class:`gymlab.client.local_remotes.LocalRemotes`), which
+        :meth:`close` stops again. ``password`` defaults to the constructor's. ``options``
+        override constructor arguments (``mode``, ``fps``, timeouts, ...).
         Raises :class:`ValueError` for a bad remotes string and :class:`RemoteError` naming
         the remote that cannot be reached, refuses the password, or runs in another mode.
         """
@@ -194,9 +210,11 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
             ):
                 raise TypeError(f"configure() got an unexpected option {key!r}")
             setattr(self, key, _mode(value) if key == "mode" and value is not None else value)
-        spec = parse_remotes(remotes, password if password is not None else self._password)
-        if self.sessions:
+        if self.sessions or self._local is not None:
             self._shutdown()
+        if isinstance(remotes, int):
+            remotes = self._start_local(remotes)
+        spec = parse_remotes(remotes, password if password is not None else self._password)
         self.closed = False
         self.spec_remotes = spec
         self._loop = LoopThread()
@@ -462,7 +480,26 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         """The last error of each remote (None where it is healthy)."""
         return [s.last_error if s.down else None for s in self.sessions]
 
+    def _start_local(self, n: int) -> str:
+        from gymlab.client.local_remotes import LocalRemotes, check_count
+
+        check_count(n)
+        if self.env_id is None:
+            raise ValueError(f"remotes={n} starts local runtimes: say which env (env_id=...)")
+        self._local = LocalRemotes.start(n, self.env_id, mode=self.mode, fps=self.fps)
+        # at exit, close the connections before the runtimes go (atexit runs last-in first)
+        atexit.register(_close_at_exit, weakref.ref(self))
+        return self._local.remotes
+
     def _shutdown(self) -> None:
+        local, self._local = self._local, None
+        try:
+            self._close_sessions()
+        finally:
+            if local is not None:
+                local.close()
+
+    def _close_sessions(self) -> None:
         loop, sessions = self._loop, self.sessions
         if loop is not None and loop.running:
 

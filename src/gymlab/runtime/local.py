@@ -25,7 +25,6 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -484,10 +483,37 @@ def stop_all(runtimes: Sequence[LocalRuntime], timeout: float = 20.0) -> list[in
     """Stop ``runtimes`` in parallel (SIGTERM to all first); returns their exit codes."""
     for rt in runtimes:
         rt._sigterm()  # all first, so that they stop in parallel
-    if not runtimes:
-        return []
-    with ThreadPoolExecutor(max_workers=len(runtimes)) as pool:
-        return list(pool.map(lambda rt: rt.stop(timeout), runtimes))
+    # they are all stopping already: waiting for them one by one costs no more time, and
+    # needs no thread pool (none can start while the interpreter exits)
+    return [rt.stop(timeout) for rt in runtimes]
+
+
+def start_local_runtimes(
+    n: int,
+    env_id: str = "CartPole-v1",
+    *,
+    mode: Mode | str = Mode.LOCKSTEP,
+    fps: float = 60.0,
+    password: str | None = None,
+    ready_timeout: float = 60.0,
+) -> list[LocalRuntime]:
+    """Start ``n`` runtimes sharing one password, in parallel; the caller stops them
+    (:func:`stop_all`). Raises :class:`LocalRuntimeError` when one does not start, after
+    stopping the others.
+    """
+    return _start_all(
+        n,
+        env_id,
+        mode,
+        fps,
+        password or secrets.token_hex(4),
+        None,
+        None,
+        None,
+        (),
+        ready_timeout,
+        GYMLAB_COMMAND,
+    )
 
 
 @contextlib.contextmanager
@@ -504,18 +530,8 @@ def local_runtimes(
 
     Raises :class:`LocalRuntimeError` (after stopping the others) when one does not start.
     """
-    runtimes = _start_all(
-        n,
-        env_id,
-        mode,
-        fps,
-        password or secrets.token_hex(4),
-        None,
-        None,
-        None,
-        (),
-        ready_timeout,
-        GYMLAB_COMMAND,
+    runtimes = start_local_runtimes(
+        n, env_id, mode=mode, fps=fps, password=password, ready_timeout=ready_timeout
     )
     try:
         yield runtimes

@@ -1,0 +1,119 @@
+"""Local remotes: ``gymlab.make(env_id, remotes=N)`` starts N runtimes on this machine.
+
+Universe's most-used line was ``env.configure(remotes=1)``: start a local remote for me.
+:class:`LocalRemotes` does that through the one local supervisor
+(:mod:`gymlab.runtime.local`): runtime subprocesses with their own Xvnc on loopback, started
+in parallel, told to the user as the command that would run the same thing by hand, and
+stopped by :meth:`LocalRemotes.close`, by the vector env's ``close()``, or at interpreter exit,
+whichever comes first, so nothing is left running.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import shlex
+import sys
+import threading
+import weakref
+from collections.abc import Sequence
+
+from gymlab.rewarder.protocol import Mode
+from gymlab.runtime.local import LocalRuntime, remotes_string, start_local_runtimes, stop_all
+
+log = logging.getLogger("gymlab.client")
+
+#: More local runtimes than this on one machine is almost surely a typo.
+MAX_LOCAL_REMOTES = 32
+
+# Every LocalRemotes still running, so that interpreter exit stops those nobody closed.
+_running: weakref.WeakSet[LocalRemotes] = weakref.WeakSet()
+_lock = threading.Lock()
+
+
+def check_count(n: object) -> int:
+    """``n`` as a number of local remotes; ValueError naming it otherwise."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_LOCAL_REMOTES:
+        raise ValueError(
+            f"remotes={n!r}: a number of local remotes must be an integer in "
+            f"1..{MAX_LOCAL_REMOTES} (or give a remotes string, vnc://host:5900+15900,...)"
+        )
+    return n
+
+
+class LocalRemotes:
+    """N local runtimes serving one environment; :attr:`remotes` is their remotes string."""
+
+    def __init__(self, runtimes: Sequence[LocalRuntime]) -> None:
+        self.runtimes = list(runtimes)
+        self.remotes = remotes_string(self.runtimes)
+        with _lock:
+            _running.add(self)
+
+    @classmethod
+    def start(
+        cls,
+        n: int,
+        env_id: str,
+        *,
+        mode: Mode | str | None = None,
+        fps: float | None = None,
+        ready_timeout: float = 60.0,
+    ) -> LocalRemotes:
+        """Start ``n`` runtimes of ``env_id`` in parallel (lockstep unless ``mode`` says).
+
+        Raises ValueError for a bad ``n`` and :class:`gymlab.runtime.local.LocalRuntimeError`
+        (quoting the runtime's last log lines) when one does not start; then none is left.
+        """
+        check_count(n)
+        runtimes = start_local_runtimes(
+            n,
+            env_id,
+            mode=Mode(mode or Mode.LOCKSTEP),
+            fps=fps or 60.0,
+            ready_timeout=ready_timeout,
+        )
+        local = cls(runtimes)
+        for rt in runtimes:
+            hint = f"run the same thing by hand as: {local.command(rt)}"
+            print(f"gymlab: started local remote {rt.remote}; {hint}", file=sys.stderr)
+        return local
+
+    @staticmethod
+    def command(rt: LocalRuntime) -> str:
+        """The ``gymlab runtime serve`` line that runs ``rt`` by hand (password not shown)."""
+        args = [
+            "gymlab", "runtime", "serve", "--env-id", rt.env_id, "--mode", rt.mode.value,
+            "--vnc-port", str(rt.vnc_port), "--rewarder-port", str(rt.rewarder_port),
+            "--password-file", "PASSWORD_FILE",
+        ]  # fmt: skip
+        return shlex.join(args)
+
+    @property
+    def closed(self) -> bool:
+        """True once every runtime has been stopped."""
+        return not self.runtimes
+
+    def close(self) -> None:
+        """Stop every runtime (and its Xvnc); safe to call more than once."""
+        with _lock:
+            runtimes, self.runtimes = self.runtimes, []
+            _running.discard(self)
+        if runtimes:
+            stop_all(runtimes)
+
+    def __enter__(self) -> LocalRemotes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "runtimes", None):
+            self.close()
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    for local in list(_running):
+        local.close()
