@@ -12,55 +12,84 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import shutil
+import subprocess
 import sys
 import time
-from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 
+class FfmpegMissing(RuntimeError):
+    """No ffmpeg to encode with."""
+
+
+def ffmpeg_executable() -> str:
+    """The ffmpeg to encode with: imageio-ffmpeg's (the ``record`` extra), else the system's."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        found = shutil.which("ffmpeg")
+        if found is None:
+            raise FfmpegMissing(
+                "gymlab record needs ffmpeg: pip install 'gymlab[record]' or install ffmpeg"
+            ) from None
+        return found
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
 class Mp4Writer:
-    """Write ``(H, W, 3)`` uint8 frames of one size to an H.264 mp4 at ``fps``."""
+    """Write ``(H, W, 3)`` uint8 frames of one size to an H.264 mp4 at ``fps``.
+
+    Frames go to an ffmpeg subprocess as raw RGB on its stdin (:func:`ffmpeg_executable`).
+    """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float) -> None:
-        import imageio_ffmpeg
-
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.width, self.height = width, height
         self.frames = 0
         # yuv420p (what players expect) needs even sizes: pad, never rescale the pixels
         pad = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"] if width % 2 or height % 2 else []
-        self._gen: Generator[Any, Any, None] | None = imageio_ffmpeg.write_frames(
+        command = [
+            ffmpeg_executable(), "-y", "-loglevel", "error",
+            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{fps:g}",
+            "-i", "-", *pad, "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18",
             str(self.path),
-            (width, height),
-            fps=fps,
-            codec="libx264",
-            pix_fmt_out="yuv420p",
-            macro_block_size=1,
-            ffmpeg_log_level="error",
-            output_params=["-crf", "18", *pad],
+        ]  # fmt: skip
+        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        self._gen.send(None)
 
     def write(self, frame: np.ndarray) -> None:
         """Append one frame (must match the writer's size)."""
-        if self._gen is None:
+        if self._proc is None or self._proc.stdin is None:
             raise ValueError(f"{self.path}: writer is closed")
         if frame.shape != (self.height, self.width, 3):
             raise ValueError(
                 f"{self.path}: frame {frame.shape} != ({self.height}, {self.width}, 3)"
             )
-        self._gen.send(np.ascontiguousarray(frame, dtype=np.uint8))
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+        except BrokenPipeError:
+            self.close()  # raises with ffmpeg's own reason
+            raise
         self.frames += 1
 
     def close(self) -> Path:
-        """Finish the file; returns its path. Idempotent."""
-        if self._gen is not None:
-            gen, self._gen = self._gen, None
-            gen.close()
+        """Finish the file; returns its path. Idempotent. RuntimeError if ffmpeg failed."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            assert proc.stdin is not None and proc.stderr is not None
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+            error = proc.stderr.read().decode(errors="replace").strip().splitlines()
+            if proc.wait() != 0:
+                reason = error[-1] if error else f"exit code {proc.returncode}"
+                raise RuntimeError(f"ffmpeg could not write {self.path}: {reason}")
         return self.path
 
 
@@ -155,7 +184,7 @@ def record_command(args: argparse.Namespace) -> int:
                 fps=args.fps,
             )
         )
-    except (ValueError, OSError, VNCError) as exc:
+    except (ValueError, OSError, RuntimeError, VNCError) as exc:  # FfmpegMissing too
         print(f"gymlab record: error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {frames} frames to {args.out}")

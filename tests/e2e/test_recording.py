@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _support_runtime import PASSWORD, running_runtime
+from gymnasium.vector import AutoresetMode
 
 from gymlab.client import RemoteVectorEnv
 from gymlab.wrappers import RecordEpisodes
@@ -73,22 +75,30 @@ def middle_frame(path: Path, width: int, height: int, frames: int) -> np.ndarray
     return np.frombuffer(out.stdout, np.uint8).reshape(height, width, 3)
 
 
-def test_record_episodes_one_file_per_episode_per_env(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_record_episodes_one_file_per_episode_per_env(tmp_path: Path, mode: AutoresetMode) -> None:
     (tmp_path / "rt").mkdir()
     with running_runtime(tmp_path / "rt", mode="lockstep") as rt:
         remotes = f"127.0.0.1:{rt.vnc_port}+{rt.rewarder_port}"
-        env = RecordEpisodes(RemoteVectorEnv(remotes, PASSWORD), tmp_path / "videos", fps=30)
+        env = RecordEpisodes(
+            RemoteVectorEnv(remotes, PASSWORD, autoreset_mode=mode), tmp_path / "videos", fps=30
+        )
         lengths: list[int] = []
         try:
             env.reset(seed=4)
-            steps = 0
+            steps, restarting = 0, False
             while len(lengths) < 2:
                 _, _, terms, truncs, _ = env.step(np.array([0]))  # always left: short episodes
+                if restarting:  # NEXT_STEP: this step reset the remote, the next file began
+                    restarting = False
+                    continue
                 steps += 1
                 if terms[0] or truncs[0]:
                     lengths.append(steps)
-                    steps = 0
+                    steps, restarting = 0, mode is AutoresetMode.NEXT_STEP
                 assert steps < 500
+            if restarting:
+                env.step(np.array([0]))  # the reset step starts the third file
         finally:
             env.close()
     names = sorted(p.name for p in env.videos)
@@ -98,9 +108,9 @@ def test_record_episodes_one_file_per_episode_per_env(tmp_path: Path) -> None:
         "episode-env0-ep0002.mp4",
     ]
     for video, length in zip(sorted(env.videos)[:2], lengths, strict=True):
-        # the reset frame plus every non-final step (the runtime replaces the terminal frame)
+        # the reset frame plus every step's frame, the exact terminal frame included
         frames, width, height = probe(video)
-        assert (frames, width, height) == (length, 600, 400)
+        assert (frames, width, height) == (length + 1, 600, 400)
         picture = middle_frame(video, width, height, frames)
         assert picture.std() > 5  # a cart and a pole, not one flat colour
     assert probe(sorted(env.videos)[2])[0] == 1  # the episode cut short by close()
@@ -151,3 +161,35 @@ def test_gymlab_record_captures_a_runtime_screen(tmp_path: Path) -> None:
     assert middle_frame(out, width, height, frames).std() > 5
     assert bad.returncode == 1 and "gymlab record: error:" in bad.stderr
     assert "wrong" not in bad.stderr  # the password is never echoed
+
+
+FFMPEG_SHIM = """
+import sys
+sys.modules["imageio_ffmpeg"] = None  # as on a venv without the record extra
+import numpy as np
+from gymlab.recording import Mp4Writer
+writer = Mp4Writer(sys.argv[1], 6, 4, 10)
+for i in range(5):
+    writer.write(np.full((4, 6, 3), 40 * i, np.uint8))
+writer.close()
+"""
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_without_imageio_ffmpeg_the_system_ffmpeg_records(tmp_path: Path) -> None:
+    out = tmp_path / "shim.mp4"
+    run = subprocess.run([sys.executable, "-c", FFMPEG_SHIM, str(out)], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert probe(out)[:3] == (5, 6, 4)
+
+
+def test_without_any_ffmpeg_the_error_says_what_to_install(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path)}  # no ffmpeg on PATH
+    run = subprocess.run([sys.executable, "-c", FFMPEG_SHIM, str(tmp_path / "x.mp4")],
+                         capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    assert run.returncode != 0
+    assert (
+        "gymlab record needs ffmpeg: pip install 'gymlab[record]' or install ffmpeg"
+        in run.stderr.strip().splitlines()[-1]
+    )

@@ -21,8 +21,8 @@ class RecordEpisodes(VectorWrapper):
     """Record every sub-env's episodes of a vector env with image observations to mp4 files.
 
     Files are ``{directory}/{prefix}-env{i}-ep{n:04d}.mp4``; :attr:`videos` lists the finished
-    ones. Works with ``SAME_STEP`` auto-reset (like :class:`gymlab.client.RemoteVectorEnv`:
-    the terminal frame is added when ``final_obs`` holds it) and ``NEXT_STEP``. Frames of a
+    ones. Works with ``NEXT_STEP`` auto-reset (the terminal frame is the last step's
+    observation) and ``SAME_STEP`` (the terminal frame is taken from ``final_obs``). Frames of a
     remote that is down (``infos["remote_down"]``) are skipped.
     """
 
