@@ -13,6 +13,7 @@ from gymlab.client.actions import (
     KeyEvent,
     PointerEvent,
     apply_held,
+    check_wrapped,
     is_event_list,
     parse_events,
 )
@@ -210,3 +211,22 @@ def test_loop_thread_passes_the_coroutines_own_timeout_error_through() -> None:
             loop.run(fail(), 5)
     finally:
         loop.stop()
+
+
+@pytest.mark.parametrize(
+    "actions",
+    [
+        ("KeyEvent", "ArrowLeft", True),
+        [("KeyEvent", "ArrowLeft", True), ("PointerEvent", 1, 2, 0)],
+        [PointerEvent(1, 2, 0)],
+    ],
+)
+def test_unwrapped_real_time_events_are_refused_with_the_fix(actions: object) -> None:
+    with pytest.raises(ValueError, match=r"wrap each remote's events in a list: \[\["):
+        check_wrapped(actions, 2)
+
+
+def test_wrapped_events_and_native_actions_pass() -> None:
+    check_wrapped([[("KeyEvent", "ArrowLeft", True)], []], 2)
+    check_wrapped(np.array([0, 1]), 2)
+    check_wrapped([0, 1], 2)

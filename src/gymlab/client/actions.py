@@ -76,6 +76,29 @@ def is_event_list(action: Any) -> bool:
     )
 
 
+def is_event(item: Any) -> bool:
+    """True for one VNC event, e.g. ``("KeyEvent", "ArrowLeft", True)`` (not a list of them)."""
+    if isinstance(item, (KeyEvent, PointerEvent)):
+        return True
+    return (
+        isinstance(item, (tuple, list)) and bool(item) and item[0] in ("KeyEvent", "PointerEvent")
+    )
+
+
+def check_wrapped(actions: Any, num_envs: int) -> None:
+    """Refuse events given without one list per remote, saying how to wrap them."""
+    flat = is_event(actions) or (
+        isinstance(actions, (list, tuple)) and bool(actions) and all(is_event(a) for a in actions)
+    )
+    if flat:
+        example = ", ".join(['[("KeyEvent", "ArrowLeft", True)]'] * min(num_envs, 2))
+        more = ", ..." if num_envs > 2 else ""
+        raise ValueError(
+            f"wrap each remote's events in a list: [{example}{more}] (one list per remote,"
+            f" {num_envs} here)"
+        )
+
+
 def parse_events(action: Sequence[Any]) -> list[VNCEvent]:
     """Validate a Universe-style event list; :class:`ValueError` names the bad entry."""
     return [_event(item) for item in action]

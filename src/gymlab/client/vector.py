@@ -57,6 +57,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, create_empty_array, iterate
 
+from gymlab.client.actions import check_wrapped
 from gymlab.client.loop import LoopThread
 from gymlab.client.remotes import RemotesSpec, parse_remotes
 from gymlab.client.session import (
@@ -405,6 +406,7 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         return per_env
 
     def _realtime_events(self, actions: Any) -> list[Any]:
+        check_wrapped(actions, self.num_envs)
         if isinstance(actions, (list, tuple)) and len(actions) == self.num_envs:
             per_env = list(actions)
         else:
