@@ -20,7 +20,7 @@ VENV_BIN = Path(sys.executable).parent
 # Ansible, molecule and pytest run from the same venv as invoke.
 os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
-from gymlab.lab import ansible, docker, images, sandbox  # noqa: E402
+from gymlab.lab import ansible, docker, images, sandbox, suite_venv  # noqa: E402
 from gymlab.lab.errors import LabError  # noqa: E402
 from gymlab.lab.report import (  # noqa: E402
     Counts,
@@ -192,6 +192,7 @@ def lint(c):
     help={
         "unit": "run tests/unit",
         "e2e": "run tests/e2e (real Xvnc and websocket peers on loopback)",
+        "sb3": "run tests/sb3 (Stable-Baselines3 over local remotes, in its own cached venv)",
         "molecule": "run the molecule scenarios (real systemd host containers)",
         "scenario": "molecule scenario(s) to run (repeatable; default: all)",
         "reports": "directory for JUnit XML reports (default: reports/)",
@@ -199,9 +200,9 @@ def lint(c):
     iterable=["scenario"],
 )
 @one_line_errors
-def test(c, unit=False, e2e=False, molecule=False, scenario=None, reports="reports"):
-    """Run the test suites; with no selection: lint, unit, e2e and molecule. Ends with a summary."""
-    everything = not (unit or e2e or molecule)
+def test(c, unit=False, e2e=False, sb3=False, molecule=False, scenario=None, reports="reports"):
+    """Run the test suites (none selected: lint, unit, e2e, sb3, molecule), then a summary."""
+    everything = not (unit or e2e or sb3 or molecule)
     names = scenario or list(MOLECULE_SCENARIOS)
     unknown = [n for n in names if n not in MOLECULE_SCENARIOS]
     if unknown:
@@ -228,6 +229,12 @@ def test(c, unit=False, e2e=False, molecule=False, scenario=None, reports="repor
         paths = [p for p, on in (("tests/unit", unit), ("tests/e2e", e2e)) if on or everything]
         xml = out / "pytest.xml"
         step("pytest " + " ".join(paths), f"pytest {' '.join(paths)} -q --junitxml={xml}", xml)
+    if sb3 or everything:
+        with phase("sb3 venv (~/.cache/gymlab/sb3-venv)"):
+            python = suite_venv.ensure("sb3", REPO / "tests" / "sb3" / "requirements.txt")
+        xml = out / "pytest-sb3.xml"
+        command = f"{python} -m pytest tests/sb3 -q -p no:cacheprovider --junitxml={xml}"
+        step("pytest tests/sb3", command, xml, {"PYTHONPATH": str(REPO / "src")})
     if molecule or everything:
         with phase("base images"):
             for recipe in images.resolve(sorted({i for n in names for i in MOLECULE_SCENARIOS[n]})):
