@@ -112,3 +112,18 @@ def test_ppo_learns_over_two_remotes_with_vecmonitor(runtimes: list[LocalRuntime
         assert all(info["l"] > 0 and info["r"] == info["l"] for info in model.ep_info_buffer)
     finally:
         venv.close()
+
+
+@needs_xvnc
+@pytest.mark.parametrize("extra", [[], ["--pixels", "--total-timesteps", "256"]])
+def test_the_cleanrl_style_example_trains_on_local_remotes(extra: list[str]) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "cleanrl_ppo.py"
+    argv = [sys.executable, str(example), "--num-envs", "2", "--total-timesteps", "512", *extra]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "episodic_return=" in result.stdout and "SPS: " in result.stdout
+    print(result.stdout.strip().splitlines()[-1], extra)
