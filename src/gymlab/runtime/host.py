@@ -224,11 +224,13 @@ class EnvHost:
         requested: bool = False,
     ) -> int:
         """Reset (switching env first if asked); returns the new episode id."""
-        switched = None
+        switched: tuple[Any, np.ndarray] | None = None
         if env_id is not None and env_id != self.env_id:
             switched = await self._switch_env(env_id, seed)
         with self._server.resetting(hint) as episode_id:
-            obs, frame = switched or await self._off_loop(self._reset_env, seed)
+            if switched is None:
+                switched = await self._off_loop(self._reset_env, seed)
+            obs, frame = switched
             self._show(frame)
             self._push_observation(obs, episode_id)
         self._ended = False
