@@ -20,7 +20,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 import pytest
-from _support_runtime import PASSWORD, RuntimeProcess, free_port, running_runtime
+from _support_runtime import PASSWORD, RuntimeProcess, free_port, pid_alive, running_runtime
 from _support_vnc import running_xvnc
 
 import gymlab
@@ -220,9 +220,12 @@ def test_killed_runtime_is_reported_and_reconnected(tmp_path: Path) -> None:
             assert env.step(np.array([0, 1]))[1].tolist() == [1.0, 1.0]
         xvnc = victim.xvnc_pids()
         os.kill(victim.proc.pid, signal.SIGKILL)
-        for pid in xvnc:
-            os.kill(pid, signal.SIGKILL)
         victim.proc.wait(10)
+        # its Xvnc dies with it (parent-death signal): the VNC port must come free
+        deadline = time.monotonic() + 5
+        while any(pid_alive(pid) for pid in xvnc):
+            assert time.monotonic() < deadline, "the killed runtime's Xvnc lives on"
+            time.sleep(0.02)
         obs, rewards, terms, truncs, infos = env.step(np.array([1, 0]))
         assert not terms.any()  # a fault truncates, it is no MDP terminal state
         assert infos["_error"].tolist() == [False, True]

@@ -6,6 +6,11 @@ Universe's most-used line was ``env.configure(remotes=1)``: start a local remote
 in parallel, told to the user as the command that would run the same thing by hand, and
 stopped by :meth:`LocalRemotes.close`, by the vector env's ``close()``, or at interpreter exit,
 whichever comes first, so nothing is left running.
+
+The runtimes do not depend on the object staying referenced: a module-level registry holds
+every :class:`LocalRemotes` until it is closed, so
+``gymlab.make(env_id, remotes=LocalRemotes.start(2, env_id).remotes)`` keeps working, and the
+``atexit`` hook still finds (and stops) one that nobody refers to any more.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ import logging
 import shlex
 import sys
 import threading
-import weakref
 from collections.abc import Sequence
 
 from gymlab.rewarder.protocol import Mode
@@ -26,8 +30,9 @@ log = logging.getLogger("gymlab.client")
 #: More local runtimes than this on one machine is almost surely a typo.
 MAX_LOCAL_REMOTES = 32
 
-# Every LocalRemotes still running, so that interpreter exit stops those nobody closed.
-_running: weakref.WeakSet[LocalRemotes] = weakref.WeakSet()
+# Every LocalRemotes still running (strong references: an unreferenced one keeps running
+# until close() or exit, never until some garbage collection), so that exit stops them all.
+_running: set[LocalRemotes] = set()
 _lock = threading.Lock()
 
 
@@ -44,8 +49,9 @@ def check_count(n: object) -> int:
 class LocalRemotes:
     """N local runtimes serving one environment; :attr:`remotes` is their remotes string."""
 
-    def __init__(self, runtimes: Sequence[LocalRuntime]) -> None:
+    def __init__(self, runtimes: Sequence[LocalRuntime], fps: float = 60.0) -> None:
         self.runtimes = list(runtimes)
+        self.fps = fps
         self.remotes = remotes_string(self.runtimes)
         with _lock:
             _running.add(self)
@@ -66,24 +72,21 @@ class LocalRemotes:
         (quoting the runtime's last log lines) when one does not start; then none is left.
         """
         check_count(n)
+        rate = fps or 60.0
         runtimes = start_local_runtimes(
-            n,
-            env_id,
-            mode=Mode(mode or Mode.LOCKSTEP),
-            fps=fps or 60.0,
-            ready_timeout=ready_timeout,
+            n, env_id, mode=Mode(mode or Mode.LOCKSTEP), fps=rate, ready_timeout=ready_timeout
         )
-        local = cls(runtimes)
+        local = cls(runtimes, rate)
         for rt in runtimes:
             hint = f"run the same thing by hand as: {local.command(rt)}"
             print(f"gymlab: started local remote {rt.remote}; {hint}", file=sys.stderr)
         return local
 
-    @staticmethod
-    def command(rt: LocalRuntime) -> str:
+    def command(self, rt: LocalRuntime) -> str:
         """The ``gymlab runtime serve`` line that runs ``rt`` by hand (password not shown)."""
         args = [
             "gymlab", "runtime", "serve", "--env-id", rt.env_id, "--mode", rt.mode.value,
+            "--fps", f"{self.fps:g}",
             "--vnc-port", str(rt.vnc_port), "--rewarder-port", str(rt.rewarder_port),
             "--password-file", "PASSWORD_FILE",
         ]  # fmt: skip
@@ -108,9 +111,9 @@ class LocalRemotes:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        if getattr(self, "runtimes", None):
-            self.close()
+    def __repr__(self) -> str:  # no password: that is in .remotes only
+        where = ",".join(rt.remote for rt in self.runtimes) or "closed"
+        return f"LocalRemotes({where})"
 
 
 @atexit.register
