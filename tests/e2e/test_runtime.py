@@ -7,6 +7,7 @@ v0 JSON, and vncdotool's CLI for VNC.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -310,8 +311,9 @@ def test_sigterm_stops_whole_tree_and_tells_clients(tmp_path: Path) -> None:
     finally:
         rt.terminate()
         for pid in xvnc:
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it may go between check and kill
+                if pid_alive(pid):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def test_xvnc_death_exits_nonzero_with_a_clear_line(tmp_path: Path) -> None:
