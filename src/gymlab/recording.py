@@ -22,23 +22,28 @@ from typing import Any
 
 import numpy as np
 
+#: What :class:`FfmpegMissing` says (one line): the two ways to get an ffmpeg.
+FFMPEG_MISSING = "gymlab record needs ffmpeg: pip install 'gymlab[record]' or install ffmpeg"
+
 
 class FfmpegMissing(RuntimeError):
-    """No ffmpeg to encode with."""
+    """No ffmpeg to encode with (neither imageio-ffmpeg's nor one on PATH)."""
 
 
 def ffmpeg_executable() -> str:
-    """The ffmpeg to encode with: imageio-ffmpeg's (the ``record`` extra), else the system's."""
+    """The ffmpeg to encode with: imageio-ffmpeg's (the ``record`` extra), else the system's.
+
+    Raises :class:`FfmpegMissing` (one line, :data:`FFMPEG_MISSING`) when there is neither.
+    """
     try:
         import imageio_ffmpeg
-    except ImportError:
+
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except (ImportError, RuntimeError):  # not installed, or installed without its binary
         found = shutil.which("ffmpeg")
         if found is None:
-            raise FfmpegMissing(
-                "gymlab record needs ffmpeg: pip install 'gymlab[record]' or install ffmpeg"
-            ) from None
+            raise FfmpegMissing(FFMPEG_MISSING) from None
         return found
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
 class Mp4Writer:
@@ -165,6 +170,11 @@ def record_command(args: argparse.Namespace) -> int:
     from gymlab.client.remotes import parse_remotes
     from gymlab.client.vnc import VNCError
 
+    try:
+        ffmpeg_executable()  # before connecting: say what to install, not a VNC error
+    except FfmpegMissing as exc:
+        print(exc, file=sys.stderr)
+        return 1
     try:
         password = None
         if args.password_file:

@@ -15,6 +15,7 @@ import pytest
 
 import gymlab
 from gymlab.client.local_remotes import MAX_LOCAL_REMOTES, LocalRemotes, check_count
+from gymlab.rewarder.protocol import Mode
 from gymlab.runtime.local import pid_alive
 
 pytestmark = [
@@ -85,3 +86,55 @@ def test_bad_counts_are_named(n: object) -> None:
 def test_local_remotes_need_an_env_id() -> None:
     with pytest.raises(ValueError, match="say which env"):
         gymlab.RemoteVectorEnv(2)
+
+
+def test_local_remotes_started_directly_serve_make_and_close_leaves_nothing(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    local = LocalRemotes.start(2, "CartPole-v1", mode="realtime", fps=30)
+    password = local.runtimes[0].password
+    try:
+        pids = tree(local)
+        assert len(pids) == 4
+        env = gymlab.make("CartPole-v1", remotes=local.remotes)
+        try:
+            assert env.mode is Mode.REALTIME and env.fps == 30
+            env.reset(seed=0)
+            _, rewards, *_ = env.step(env.action_space.sample())
+            assert rewards.shape == (2,)
+        finally:
+            env.close()
+    finally:
+        local.close()
+    local.close()  # idempotent
+    assert alive_after(pids) == []
+    err = capfd.readouterr().err
+    assert err.count("--mode realtime --fps 30 --vnc-port") == 2
+    assert password not in err and "?password=" not in err
+
+
+def test_an_unreferenced_local_remotes_runs_until_exit_and_exit_stops_it() -> None:
+    script = textwrap.dedent(
+        """
+        import gc
+        import gymlab
+        from gymlab.client import local_remotes
+        from gymlab.client.local_remotes import LocalRemotes
+        # the LocalRemotes object is dropped at once: its runtime must live on until exit
+        env = gymlab.make("CartPole-v1", remotes=LocalRemotes.start(1, "CartPole-v1").remotes)
+        gc.collect()
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+        (local,) = local_remotes._running
+        rt = local.runtimes[0]
+        print(rt.proc.pid, *rt.xvnc_pids(), flush=True)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    pids = [int(p) for p in result.stdout.split()]
+    assert len(pids) == 2
+    assert alive_after(pids) == []
+    assert "Traceback" not in result.stderr

@@ -156,12 +156,30 @@ def test_gymlab_record_captures_a_runtime_screen(tmp_path: Path) -> None:
             text=True,
             timeout=60,
         )
+        # a venv without the record extra: the system ffmpeg on PATH records instead
+        shimmed = tmp_path / "shimmed.mp4"
+        without_extra = subprocess.run(
+            [sys.executable, "-c", CLI_SHIM, "record",
+             f"vnc://127.0.0.1:{rt.vnc_port}+{rt.rewarder_port}", str(shimmed),
+             "--seconds", "1", "--fps", "10", "--password-file", str(tmp_path / "rt" / "password")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert without_extra.returncode == 0, without_extra.stderr
+    assert probe(shimmed) == (10, 600, 400)
     frames, width, height = probe(out)
     assert (frames, width, height) == (20, 600, 400)
     assert middle_frame(out, width, height, frames).std() > 5
     assert bad.returncode == 1 and "gymlab record: error:" in bad.stderr
     assert "wrong" not in bad.stderr  # the password is never echoed
 
+
+#: ``gymlab`` as on a venv without the record extra (imageio_ffmpeg cannot be imported).
+CLI_SHIM = """
+import sys
+sys.modules["imageio_ffmpeg"] = None
+from gymlab.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 FFMPEG_SHIM = """
 import sys
@@ -193,3 +211,34 @@ def test_without_any_ffmpeg_the_error_says_what_to_install(tmp_path: Path) -> No
         "gymlab record needs ffmpeg: pip install 'gymlab[record]' or install ffmpeg"
         in run.stderr.strip().splitlines()[-1]
     )
+
+
+WRAPPER_SHIM = """
+import sys
+sys.modules["imageio_ffmpeg"] = None
+from gymlab.client import RemoteVectorEnv
+from gymlab.wrappers import RecordEpisodes
+RecordEpisodes(RemoteVectorEnv(), sys.argv[1])  # fails here, before any episode
+"""
+
+
+def test_without_any_ffmpeg_gymlab_record_and_record_episodes_say_it_in_one_line(
+    tmp_path: Path,
+) -> None:
+    env = {**os.environ, "PATH": str(tmp_path)}  # no ffmpeg on PATH, no imageio_ffmpeg
+    # nothing listens on port 1: the ffmpeg check comes before any connection attempt
+    cli = subprocess.run([sys.executable, "-c", CLI_SHIM, "record", "vnc://127.0.0.1:1+2",
+                          str(tmp_path / "x.mp4")],
+                         capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    assert cli.returncode == 1
+    assert cli.stderr.splitlines() == [
+        "gymlab record needs ffmpeg: pip install 'gymlab[record]' or install ffmpeg"
+    ]
+    wrapper = subprocess.run([sys.executable, "-c", WRAPPER_SHIM, str(tmp_path / "videos")],
+                             capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    assert wrapper.returncode != 0
+    assert wrapper.stderr.strip().splitlines()[-1] == (
+        "gymlab.recording.FfmpegMissing: "
+        "gymlab record needs ffmpeg: pip install 'gymlab[record]' or install ffmpeg"
+    )
+    assert not (tmp_path / "videos").exists()

@@ -380,3 +380,40 @@ def test_a_step_without_autoreset_that_ends_the_episode_allows_only_a_reset() ->
     relay(client, server, p.Step(action=1))  # the default lets the runtime reset by itself
     relay(server, client, p.StepReply(frame=7, terminated=True, episode_id=3))
     assert not client.episode_ended
+
+
+EVENTS = st.sampled_from(
+    [
+        p.Reset(),
+        p.Step(action=0),
+        p.Step(action=1, autoreset=False),
+        p.Ping(),
+        p.ResetReply(frame=1, episode_id=9),
+        p.StepReply(frame=2, terminated=True, episode_id=9),
+        p.StepReply(frame=3, episode_id=9),
+        p.PingReply(),
+        p.ErrorReply(message="no"),
+        p.Reward(reward=1.0, episode_id=9),
+        p.Describe(env_state=p.EnvState.RESETTING, episode_id=10),
+        p.Text(text="hi"),
+    ]
+)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.booleans(), EVENTS), max_size=40))
+def test_any_order_of_events_keeps_both_sides_consistent(
+    script: list[tuple[bool, p.Event]],
+) -> None:
+    """Out-of-order and illegal events: refused by the side that sends them, never a crash."""
+    server, client = pair()
+    for from_client, event in script:
+        sender, receiver = (client, server) if from_client else (server, client)
+        try:
+            text = sender.send(event)
+        except p.LocalProtocolError:
+            continue  # this side may not send it now: nothing went out
+        receiver.receive(text)  # what one side may send, the other accepts
+        assert client.in_flight == server.in_flight <= p.MAX_IN_FLIGHT
+        assert client.reset_pending == server.reset_pending
+        assert client.episode_ended == server.episode_ended

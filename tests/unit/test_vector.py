@@ -226,7 +226,30 @@ def test_unwrapped_real_time_events_are_refused_with_the_fix(actions: object) ->
         check_wrapped(actions, 2)
 
 
+def test_one_remote_given_a_bare_event_is_named() -> None:
+    wrapped = [("KeyEvent", "ArrowLeft", True)]
+    with pytest.raises(ValueError, match=r"^remote 1: got the bare event .*\(one list per remote"):
+        check_wrapped([wrapped, ("KeyEvent", "ArrowRight", True)], 2)
+
+
+def test_flat_events_for_one_remote_show_the_wrapped_form() -> None:
+    with pytest.raises(ValueError) as info:
+        check_wrapped([("KeyEvent", "ArrowLeft", True), ("KeyEvent", "ArrowLeft", False)], 1)
+    assert str(info.value) == (
+        'wrap each remote\'s events in a list: [[("KeyEvent", "ArrowLeft", True)]]'
+        " (one list per remote, 1 here)"
+    )
+
+
+def test_the_key_mapper_explains_an_event_given_as_an_action() -> None:
+    mapper = KeyActionMapper(keymap_for("CartPole-v1"))
+    for action in ("KeyEvent", ("KeyEvent", "ArrowLeft", True)):
+        with pytest.raises(ValueError, match=r"is not an action; wrap each remote's events"):
+            mapper.events(action, [])
+
+
 def test_wrapped_events_and_native_actions_pass() -> None:
     check_wrapped([[("KeyEvent", "ArrowLeft", True)], []], 2)
     check_wrapped(np.array([0, 1]), 2)
     check_wrapped([0, 1], 2)
+    check_wrapped([[np.array([0.5])], [np.array([1.0, 2.0])]], 2)  # arrays never look like events

@@ -76,27 +76,47 @@ def is_event_list(action: Any) -> bool:
     )
 
 
+_EVENT_NAMES = ("KeyEvent", "PointerEvent")
+
+
 def is_event(item: Any) -> bool:
     """True for one VNC event, e.g. ``("KeyEvent", "ArrowLeft", True)`` (not a list of them)."""
     if isinstance(item, (KeyEvent, PointerEvent)):
         return True
     return (
-        isinstance(item, (tuple, list)) and bool(item) and item[0] in ("KeyEvent", "PointerEvent")
+        isinstance(item, (tuple, list))
+        and bool(item)
+        and isinstance(item[0], str)
+        and item[0] in _EVENT_NAMES
     )
 
 
+def _wrap_hint(num_envs: int | None) -> str:
+    """How to wrap events: ``[[("KeyEvent", "ArrowLeft", True)], ...] (one list per remote)``."""
+    shown = 1 if num_envs is None else min(num_envs, 2)
+    example = ", ".join(['[("KeyEvent", "ArrowLeft", True)]'] * shown)
+    more = ", ..." if num_envs is None or num_envs > 2 else ""
+    here = "" if num_envs is None else f", {num_envs} here"
+    return f"wrap each remote's events in a list: [{example}{more}] (one list per remote{here})"
+
+
 def check_wrapped(actions: Any, num_envs: int) -> None:
-    """Refuse events given without one list per remote, saying how to wrap them."""
+    """Refuse events given without one list per remote, saying how to wrap them.
+
+    Catches one bare event, a flat list of events, and a per-remote list in which some
+    remote's entry is a bare event instead of a list of events.
+    """
     flat = is_event(actions) or (
         isinstance(actions, (list, tuple)) and bool(actions) and all(is_event(a) for a in actions)
     )
     if flat:
-        example = ", ".join(['[("KeyEvent", "ArrowLeft", True)]'] * min(num_envs, 2))
-        more = ", ..." if num_envs > 2 else ""
-        raise ValueError(
-            f"wrap each remote's events in a list: [{example}{more}] (one list per remote,"
-            f" {num_envs} here)"
-        )
+        raise ValueError(_wrap_hint(num_envs))
+    if isinstance(actions, (list, tuple)) and len(actions) == num_envs:
+        for i, entry in enumerate(actions):
+            if is_event(entry):
+                raise ValueError(
+                    f"remote {i}: got the bare event {entry!r}; {_wrap_hint(num_envs)}"
+                )
 
 
 def parse_events(action: Sequence[Any]) -> list[VNCEvent]:
@@ -124,6 +144,10 @@ class KeyActionMapper:
                 return keysym(name)
         if any(_same_action(idle, action) for idle in self.keymap.idle):
             return None
+        if is_event(action) or (isinstance(action, str) and action in _EVENT_NAMES):
+            raise ValueError(
+                f"{self.keymap.env_id}: {action!r} is not an action; {_wrap_hint(None)}"
+            )
         choices = [bound for _, bound in self.keymap.bindings] + list(self.keymap.idle)
         raise ValueError(
             f"{self.keymap.env_id}: action {action!r} has no key (real-time actions: {choices})"
@@ -154,6 +178,8 @@ __all__ = [
     "PointerEvent",
     "VNCEvent",
     "apply_held",
+    "check_wrapped",
+    "is_event",
     "is_event_list",
     "parse_events",
 ]

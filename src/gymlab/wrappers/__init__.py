@@ -1,7 +1,8 @@
 """Gymnasium wrappers for gymlab envs.
 
 :class:`RecordEpisodes` records one mp4 per episode per sub-env of a vector env (the use case
-of Universe's ``wrappers.Monitor``), writing through :class:`gymlab.recording.Mp4Writer`.
+of Universe's ``wrappers.Monitor``), writing through :class:`gymlab.recording.Mp4Writer`:
+imageio-ffmpeg's ffmpeg (``pip install 'gymlab[record]'``) or else the system's ``ffmpeg``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv, VectorWrapper
 
-from gymlab.recording import Mp4Writer
+from gymlab.recording import Mp4Writer, ffmpeg_executable
 
 __all__ = ["RecordEpisodes"]
 
@@ -34,6 +35,7 @@ class RecordEpisodes(VectorWrapper):
         fps: float | None = None,
         name_prefix: str = "episode",
     ) -> None:
+        ffmpeg_executable()  # FfmpegMissing now (one line: what to install), not at reset
         super().__init__(env)
         self.directory = Path(directory)
         self.fps = float(fps or env.metadata.get("render_fps") or getattr(env, "fps", 0) or 30)
