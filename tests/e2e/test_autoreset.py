@@ -101,7 +101,9 @@ def test_autoreset_matches_gymnasium_step_by_step(
                 assert np.array_equal(mine[4]["_final_obs"], mask)
                 for i in np.flatnonzero(mask):
                     assert_same(mine[4]["final_obs"][i], want[4]["final_obs"][i], f"final {t}")
-                    assert mine[4]["final_info"]["episode_id"][i] > 0
+                    ended_episode = mine[4]["final_info"]["episode_id"][i]
+                    # as in Gymnasium, the top level holds the reset's info: the new episode
+                    assert mine[4]["episode_id"][i] == ended_episode + 1
         assert ended >= 3  # the comparison covered episode ends
     finally:
         env.close()

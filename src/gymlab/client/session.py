@@ -87,6 +87,8 @@ class RemoteStep:
     result: p.StepResult
     #: the terminal observation when the episode ended and the remote was reset (SAME_STEP)
     final_obs: Any = None
+    #: the info of that reset, which Gymnasium reports at the top level (SAME_STEP)
+    reset_info: dict[str, Any] | None = None
 
     @property
     def final_info(self) -> dict[str, Any] | None:
@@ -530,7 +532,9 @@ class RemoteSession:
                 return step
             if self.autoreset is AutoresetMode.SAME_STEP:
                 restart = await self._restart()
-                return RemoteStep(restart.obs, step.result, final_obs=obs)
+                return RemoteStep(
+                    restart.obs, step.result, final_obs=obs, reset_info=restart.result.info
+                )
             self._needs_reset = self.autoreset is AutoresetMode.NEXT_STEP
             return step
         except RewarderRequestError as exc:

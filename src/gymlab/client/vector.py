@@ -445,7 +445,10 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         same_step = self.autoreset_mode is AutoresetMode.SAME_STEP
         for i, outcome in zip(indices, outcomes, strict=True):
             result = outcome.result
-            self._store(i, outcome.obs, result.info)
+            # Gymnasium's SAME_STEP: the top level holds the reset's info, the finished
+            # episode's goes to final_info
+            info = result.info if outcome.reset_info is None else dict(outcome.reset_info)
+            self._store(i, outcome.obs, info)
             rewards[i] = result.reward
             terminations[i] = result.terminated
             truncations[i] = result.truncated
@@ -454,7 +457,7 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
                 final_obs = outcome.obs if outcome.final_obs is None else outcome.final_obs
                 final = {"final_obs": final_obs, "final_info": outcome.final_info}
                 infos = self._add_info(infos, final, i)
-            infos = self._add_info(infos, result.info, i)
+            infos = self._add_info(infos, info, i)
         return deepcopy(self._obs), rewards, terminations, truncations, infos
 
     def _store(self, i: int, obs: Any, info: dict[str, Any]) -> None:
