@@ -32,6 +32,18 @@ def alive_after(pids: list[int], seconds: float = 5.0) -> list[int]:
     return [p for p in pids if pid_alive(p)]
 
 
+def assert_exit_leaves_nothing(script: str) -> None:
+    """Run ``script`` (it prints its runtime's and Xvnc's pids) and let it exit: none survive."""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    pids = [int(p) for p in result.stdout.split()]
+    assert len(pids) == 2
+    assert alive_after(pids) == []
+    assert "Traceback" not in result.stderr
+
+
 def tree(local: LocalRemotes) -> list[int]:
     return [pid for rt in local.runtimes for pid in (rt.proc.pid, *rt.xvnc_pids())]
 
@@ -67,14 +79,7 @@ def test_an_interpreter_that_exits_without_close_leaves_nothing(tmp_path) -> Non
         print(rt.proc.pid, *rt.xvnc_pids(), flush=True)
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    pids = [int(p) for p in result.stdout.split()]
-    assert len(pids) == 2
-    assert alive_after(pids) == []
-    assert "Traceback" not in result.stderr
+    assert_exit_leaves_nothing(script)
 
 
 @pytest.mark.parametrize("n", [0, -1, True, 1.5, "2", MAX_LOCAL_REMOTES + 1])
@@ -130,11 +135,4 @@ def test_an_unreferenced_local_remotes_runs_until_exit_and_exit_stops_it() -> No
         print(rt.proc.pid, *rt.xvnc_pids(), flush=True)
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    pids = [int(p) for p in result.stdout.split()]
-    assert len(pids) == 2
-    assert alive_after(pids) == []
-    assert "Traceback" not in result.stderr
+    assert_exit_leaves_nothing(script)
