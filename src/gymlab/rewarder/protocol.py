@@ -649,9 +649,13 @@ _RULES: dict[type[Event], _Rule] = {
 
 @dataclass(frozen=True)
 class _InFlight:
-    kind: type[Event]  # the request's type; Event for a frame refused before decoding
+    request: Event | None  # None: a frame refused before it became an event
     received_at: float
-    request: Event | None = None
+
+    @property
+    def kind(self) -> type[Event]:
+        """The request's type (``Event`` for a refused frame: only an error answers it)."""
+        return Event if self.request is None else type(self.request)
 
 
 # --- episode ids ------------------------------------------------------------------
@@ -764,7 +768,7 @@ class Connection:
                 exc.parent_message_id = parent
             if self.role is Role.SERVER and exc.parent_message_id is not None and not exc.fatal:
                 # the caller answers with an ErrorReply: let it point at this frame
-                self._in_flight.setdefault(exc.parent_message_id, _InFlight(Event, self._clock()))
+                self._in_flight.setdefault(exc.parent_message_id, _InFlight(None, self._clock()))
             raise
 
     def _decode(self, data: dict[str, Any], raw_headers: dict[str, Any]) -> Event:
@@ -917,7 +921,7 @@ class Connection:
         """Update in-flight requests and the episode state from an event that went by."""
         if isinstance(event, (Reset, Step, Ping)):
             assert event.message_id is not None
-            self._in_flight[event.message_id] = _InFlight(type(event), self._clock(), event)
+            self._in_flight[event.message_id] = _InFlight(event, self._clock())
         elif isinstance(event, (ResetReply, StepReply, PingReply, ErrorReply)):
             parent = event.parent_message_id
             flight = self._in_flight.pop(parent, None) if parent is not None else None

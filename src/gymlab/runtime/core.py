@@ -1,9 +1,10 @@
 """The runtime process: Xvnc + the env host + the rewarder, in one process tree.
 
-Everything runs on one asyncio loop in one thread: env steps, X drawing
-and X input are quick for the environments this serves, and a single
-thread keeps the ordering simple (a reply is only queued after its frame is
-in Xvnc's framebuffer, and pushes leave in the order they were made).
+The rewarder, X drawing and X input run on one asyncio loop, which keeps the
+ordering simple (a reply is only queued after its frame is in Xvnc's
+framebuffer, and pushes leave in the order they were made); the env's own
+work runs on one worker thread of the env host (:mod:`gymlab.runtime.host`),
+so a slow env cannot stall pings and handshakes.
 
 Process lifetime: Xvnc runs in its own session and dies with the runtime
 (PR_SET_PDEATHSIG, see :mod:`gymlab.runtime.xvnc`); SIGTERM and SIGINT stop
