@@ -130,8 +130,8 @@ class RemoteVecEnv(VecEnv):
                 per_env[i] = final_infos[i]
             if has_final_obs[i] and infos["final_obs"][i] is not None:
                 per_env[i]["terminal_observation"] = infos["final_obs"][i]
-        for i, info in enumerate(per_env):
-            info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        for index, info in enumerate(per_env):
+            info["TimeLimit.truncated"] = bool(truncated[index] and not terminated[index])
         return obs, np.asarray(rewards, dtype=np.float32), dones, per_env
 
     def close(self) -> None:
