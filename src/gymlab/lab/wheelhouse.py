@@ -1,10 +1,18 @@
 """Build the wheelhouse a host installs gymlab from, on the control machine.
 
-Hosts get gymlab and its runtime dependencies as wheels copied from here, so they need no
-route to a package index: pip downloads with its own configured index (or PIP_INDEX_URL),
-pinned by the repository's requirements.lock, for the host's Python version and glibc.
+Hosts get gymlab, its runtime dependencies and the lab's extra env packages as wheels copied
+from here, so they need no route to a package index. One ``pip download`` resolves
+``gymlab[runtime]`` (the wheel built from this checkout), the ``--extra`` requirements (each
+pinned ``name==version``) and the ``--artifact`` files (the lab's own env packages: wheels, or
+sdists built into wheels here) together, for the host's Python version and glibc, with pip's
+own configured index, constrained by the repository's ``requirements.lock`` and
+``runtime-envs.lock``; every downloaded file a package of ``runtime-envs.lock`` must match one
+of its hashes. The folder then holds exactly that resolution's wheels plus ``requirements.txt``
+(``name==version --hash=sha256:...`` for every wheel), for
+``pip install --no-index --find-links DIR --require-hashes -r DIR/requirements.txt``.
 
-    python -m gymlab.lab.wheelhouse --out DIR --python 3.11 --glibc 2.36
+    python -m gymlab.lab.wheelhouse --out DIR --python 3.11 --glibc 2.36 \\
+        [--extra ale-py==0.12.1 ...] [--artifact dist/gym_foo-0.1.tar.gz ...]
 
 prints ``changed`` or ``unchanged`` last, for Ansible's ``changed_when``.
 """
@@ -13,27 +21,74 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
+ENVS_LOCK = REPO / "runtime-envs.lock"
+REQUIREMENTS = "requirements.txt"
 # Wheels are zip files stamped with build times; a fixed epoch makes the gymlab wheel byte-stable,
 # so re-running the role does not see a "new" wheel when the source did not change.
 REPRODUCIBLE_EPOCH = "315532800"
+PINNED = re.compile(
+    r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)"
+    r"(?:\[[A-Za-z0-9._-]+(?:,[A-Za-z0-9._-]+)*\])?"
+    r"==(?P<version>[A-Za-z0-9][A-Za-z0-9.+!_-]*)"
+)
+SDIST_SUFFIXES = (".tar.gz", ".zip")
 
 
-def runtime_requirements() -> list[str]:
-    """The installed package's dependencies: core plus the ``runtime`` extra."""
-    wanted = []
-    for requirement in importlib.metadata.requires("gymlab") or []:
-        spec, _, marker = requirement.partition(";")
-        if not marker or 'extra == "runtime"' in marker.replace("'", '"'):
-            wanted.append(spec.strip())
-    return wanted
+def canonical(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pinned(requirement: str) -> str:
+    """``requirement`` when it pins one version (``name==version``), else ValueError."""
+    text = requirement.strip()
+    if not PINNED.fullmatch(text):
+        raise ValueError(
+            f"extra package {requirement!r} is not pinned: expected name==version "
+            "(e.g. ale-py==0.12.1)"
+        )
+    return text
+
+
+def read_lock(path: Path) -> dict[str, tuple[str, frozenset[str]]]:
+    """A hashed lock (pip-compile / uv format): canonical name -> (version, sha256 set)."""
+    entries: dict[str, tuple[str, frozenset[str]]] = {}
+    logical: list[str] = []
+    for raw in [*path.read_text().splitlines(), ""]:
+        line = raw.split("#", 1)[0].rstrip()
+        if line.endswith("\\"):
+            logical.append(line[:-1])
+            continue
+        logical.append(line)
+        words = " ".join(logical).split()
+        logical = []
+        if not words:
+            continue
+        match = PINNED.fullmatch(words[0].split(";", 1)[0])
+        if not match:
+            raise ValueError(f"{path}: {words[0]!r} is not pinned: expected name==version")
+        hashes = frozenset(
+            w.removeprefix("--hash=sha256:") for w in words[1:] if w.startswith("--hash=sha256:")
+        )
+        if not hashes:
+            raise ValueError(f"{path}: {words[0]} has no --hash=sha256: expected a hashed lock")
+        entries[canonical(match["name"])] = (match["version"], hashes)
+    return entries
+
+
+def wheel_pin(wheel: Path) -> tuple[str, str]:
+    """(name, version) from a wheel's file name."""
+    name, version = wheel.name.split("-")[:2]
+    return name, version
 
 
 def platforms(glibc: str, machine: str = "x86_64") -> list[str]:
@@ -46,35 +101,128 @@ def platforms(glibc: str, machine: str = "x86_64") -> list[str]:
 
 
 def digest(directory: Path) -> str:
-    """A hash of the wheel names and contents in ``directory``."""
+    """A hash of the wheel names and contents in ``directory``, and of its requirements file."""
     h = hashlib.sha256()
-    for wheel in sorted(directory.glob("*.whl")):
-        h.update(wheel.name.encode())
-        h.update(hashlib.sha256(wheel.read_bytes()).digest())
+    files = sorted(directory.glob("*.whl"))
+    if (directory / REQUIREMENTS).is_file():
+        files.append(directory / REQUIREMENTS)
+    for path in files:
+        h.update(path.name.encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()
 
 
-def build(
-    out: Path, python: str, glibc: str, machine: str = "x86_64", project: Path = REPO
-) -> bool:
-    """Fill ``out`` with gymlab's wheel and its dependencies; True when the content changed."""
-    out.mkdir(parents=True, exist_ok=True)
-    before = digest(out)
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    platform_args = [arg for tag in platforms(glibc, machine) for arg in ("--platform", tag)]
-    subprocess.run(
-        [*pip, "download", "--only-binary=:all:", "--python-version", python,
-         "--implementation", "cp", *platform_args, "-c", str(project / "requirements.lock"),
-         "-d", str(out), *runtime_requirements()],
-        check=True,
-    )  # fmt: skip
+def _pip() -> list[str]:
+    return [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+
+
+def _wheel_of(source: Path, out: Path) -> Path:
+    """Build ``source`` (a project directory or an sdist) into one wheel in ``out``."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "SOURCE_DATE_EPOCH": REPRODUCIBLE_EPOCH}
-        subprocess.run([*pip, "wheel", "--no-deps", "-w", tmp, str(project)], check=True, env=env)
-        for wheel in Path(tmp).glob("gymlab-*.whl"):
-            target = out / wheel.name
-            if not target.exists() or target.read_bytes() != wheel.read_bytes():
-                target.write_bytes(wheel.read_bytes())
+        subprocess.run([*_pip(), "wheel", "--no-deps", "-w", tmp, str(source)], check=True, env=env)
+        (wheel,) = Path(tmp).glob("*.whl")
+        target = out / wheel.name
+        target.write_bytes(wheel.read_bytes())
+    return target
+
+
+def artifact_wheel(artifact: Path, out: Path) -> Path:
+    """The wheel of one lab artifact: a wheel as is, an sdist built into a wheel in ``out``."""
+    if not artifact.is_file():
+        raise ValueError(
+            f"artifact {artifact}: no such file; expected a wheel (.whl) or an sdist "
+            "(.tar.gz, .zip) of an env package"
+        )
+    if artifact.name.endswith(".whl"):
+        return artifact.resolve()
+    if artifact.name.endswith(SDIST_SUFFIXES):
+        return _wheel_of(artifact.resolve(), out)
+    raise ValueError(
+        f"artifact {artifact}: expected a wheel (.whl) or an sdist (.tar.gz, .zip) "
+        "of an env package"
+    )
+
+
+def verify(
+    wheels: Sequence[Path], lock: dict[str, tuple[str, frozenset[str]]], lock_name: str
+) -> None:
+    """Every wheel of a package the lock pins is that version with one of its hashes."""
+    for wheel in wheels:
+        name, version = wheel_pin(wheel)
+        if canonical(name) not in lock:
+            continue
+        locked, hashes = lock[canonical(name)]
+        sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        if version != locked or sha not in hashes:
+            raise ValueError(
+                f"{wheel.name} (sha256 {sha}) is not the {canonical(name)}=={locked} "
+                f"that {lock_name} pins: expected one of its hashes"
+            )
+
+
+def requirements_text(wheels: Sequence[Path]) -> str:
+    """``name==version --hash=sha256:...`` per wheel, for pip's --require-hashes."""
+    lines = []
+    for wheel in sorted(wheels, key=lambda w: canonical(wheel_pin(w)[0])):
+        name, version = wheel_pin(wheel)
+        sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        lines.append(f"{canonical(name)}=={version} --hash=sha256:{sha}")
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _sync(new: Path, out: Path) -> None:
+    """Make ``out`` hold exactly ``new``'s wheels (unchanged files are not rewritten)."""
+    wanted = {w.name: w for w in new.glob("*.whl")}
+    for old in out.glob("*.whl"):
+        if old.name not in wanted:
+            old.unlink()
+    for name, wheel in wanted.items():
+        target = out / name
+        data = wheel.read_bytes()
+        if not target.exists() or target.read_bytes() != data:
+            target.write_bytes(data)
+    text = requirements_text(sorted(out.glob("*.whl")))
+    target = out / REQUIREMENTS
+    if not target.exists() or target.read_text() != text:
+        target.write_text(text)
+
+
+def build(
+    out: Path,
+    python: str,
+    glibc: str,
+    machine: str = "x86_64",
+    project: Path = REPO,
+    extras: Sequence[str] = (),
+    artifacts: Sequence[Path] = (),
+    envs_lock: Path = ENVS_LOCK,
+) -> bool:
+    """Fill ``out`` with gymlab's wheel, the extras, the artifacts and their dependencies;
+    True when the content changed."""
+    extras = [pinned(e) for e in extras]
+    lock = read_lock(envs_lock)
+    platform_args = [arg for tag in platforms(glibc, machine) for arg in ("--platform", tag)]
+    out.mkdir(parents=True, exist_ok=True)
+    before = digest(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        local, new = Path(tmp, "local"), Path(tmp, "new")
+        local.mkdir()
+        gymlab = _wheel_of(project, local)
+        own = [artifact_wheel(a, local) for a in artifacts]
+        constraints = Path(tmp, "envs-constraints.txt")
+        constraints.write_text("".join(f"{n}=={v}\n" for n, (v, _) in sorted(lock.items())))
+        subprocess.run(
+            [*_pip(), "download", "--only-binary=:all:", "--python-version", python,
+             "--implementation", "cp", *platform_args,
+             "-c", str(project / "requirements.lock"), "-c", str(constraints),
+             "-d", str(new), f"{gymlab}[runtime]", *map(str, own), *extras],
+            check=True,
+        )  # fmt: skip
+        own_names = {canonical(wheel_pin(w)[0]) for w in [gymlab, *own]}
+        fetched = [w for w in new.glob("*.whl") if canonical(wheel_pin(w)[0]) not in own_names]
+        verify(fetched, lock, envs_lock.name)
+        _sync(new, out)
     return digest(out) != before
 
 
@@ -84,10 +232,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", required=True, help="host Python version, e.g. 3.11")
     parser.add_argument("--glibc", required=True, help="host glibc version, e.g. 2.36")
     parser.add_argument("--machine", default="x86_64", help="host machine (uname -m)")
+    parser.add_argument(
+        "--extra",
+        action="append",
+        default=[],
+        metavar="NAME==VERSION",
+        help="an extra package from the index, pinned (repeatable)",
+    )
+    parser.add_argument(
+        "--artifact",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="a wheel or sdist of the lab's own env package (repeatable)",
+    )
+    parser.add_argument(
+        "--envs-lock", type=Path, default=ENVS_LOCK, help="hashed lock of the env families"
+    )
     args = parser.parse_args(argv)
     try:
-        changed = build(args.out, args.python, args.glibc, args.machine)
-    except (subprocess.CalledProcessError, ValueError) as exc:
+        changed = build(
+            args.out,
+            args.python,
+            args.glibc,
+            args.machine,
+            extras=args.extra,
+            artifacts=args.artifact,
+            envs_lock=args.envs_lock,
+        )
+    except (subprocess.CalledProcessError, ValueError, OSError) as exc:
         print(f"gymlab wheelhouse: {exc}", file=sys.stderr)
         return 1
     print("changed" if changed else "unchanged")
