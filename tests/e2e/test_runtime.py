@@ -357,7 +357,7 @@ def test_vnc_password_file_matches_vncpasswd() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--env-id", "NoSuchEnv-v0"], "unknown environment id"),
+        (["--env-id", "NoSuchEnv-v0"], "cannot make 'NoSuchEnv-v0'"),
         (["--password-file", "/nonexistent/pw"], "cannot read password file"),
     ],
 )

@@ -6,6 +6,7 @@ import asyncio
 
 import numpy as np
 import pytest
+from gymnasium.spaces import Discrete
 from gymnasium.vector import AutoresetMode
 
 from gymlab.client.actions import (
@@ -159,8 +160,19 @@ def test_key_mapper_holds_one_key_and_releases_for_idle() -> None:
 
 def test_continuous_actions_map_through_exact_bindings() -> None:
     mapper = KeyActionMapper(keymap_for("Pendulum-v1"))
-    assert mapper.key_for(np.array([2.0], np.float32)) == keysym("Right")
-    assert mapper.key_for([0.0]) is None
+    assert mapper.keys_for(np.array([2.0], np.float32)) == (keysym("Right"),)
+    assert mapper.keys_for([0.0]) == ()
+
+
+def test_key_mapper_holds_a_chord_for_a_combined_action() -> None:
+    meanings = ["NOOP", "FIRE", "UP", "UPFIRE"]
+    mapper = KeyActionMapper(keymap_for("ALE/Foo-v5", Discrete(4), lambda: meanings))
+    up, space = keysym("Up"), keysym("space")
+    held: list[int] = []
+    events = mapper.events(np.int64(3), held)
+    assert events == [KeyEvent(up, True), KeyEvent(space, True)]
+    apply_held(held, events)
+    assert mapper.events(1, held) == [KeyEvent(up, False)]  # keep space, let go of Up
 
 
 def test_universe_event_lists() -> None:

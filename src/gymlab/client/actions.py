@@ -124,41 +124,28 @@ def parse_events(action: Sequence[Any]) -> list[VNCEvent]:
     return [_event(item) for item in action]
 
 
-def _same_action(a: Any, b: Any) -> bool:
-    try:
-        return bool(np.array_equal(np.asarray(a, dtype=float), np.asarray(b, dtype=float)))
-    except (TypeError, ValueError):
-        return False
-
-
 class KeyActionMapper:
     """Native action -> the key events that make the runtime's key map produce it."""
 
     def __init__(self, keymap: KeyMap) -> None:
         self.keymap = keymap
 
-    def key_for(self, action: Any) -> int | None:
-        """The keysym to hold for ``action``; None for the idle action (hold nothing)."""
-        for name, bound in self.keymap.bindings:
-            if _same_action(bound, action):
-                return keysym(name)
-        if any(_same_action(idle, action) for idle in self.keymap.idle):
-            return None
+    def keys_for(self, action: Any) -> tuple[int, ...]:
+        """The keysyms to hold for ``action``; none for the idle action (hold nothing)."""
         if is_event(action) or (isinstance(action, str) and action in _EVENT_NAMES):
             raise ValueError(
                 f"{self.keymap.env_id}: {action!r} is not an action; {_wrap_hint(None)}"
             )
-        choices = [bound for _, bound in self.keymap.bindings] + list(self.keymap.idle)
-        raise ValueError(
-            f"{self.keymap.env_id}: action {action!r} has no key (real-time actions: {choices})"
-        )
+        return tuple(keysym(name) for name in self.keymap.keys_for(action))
 
     def events(self, action: Any, held: Sequence[int]) -> list[VNCEvent]:
-        """Events that change the ``held`` keysyms into what ``action`` needs."""
-        target = self.key_for(action)
-        events: list[VNCEvent] = [KeyEvent(key, False) for key in held if key != target]
-        if target is not None and target not in held:
-            events.append(KeyEvent(target, True))
+        """Events that change the ``held`` keysyms into what ``action`` needs.
+
+        Keys of a chord are pressed in the map's order, after the releases.
+        """
+        target = self.keys_for(action)
+        events: list[VNCEvent] = [KeyEvent(key, False) for key in held if key not in target]
+        events += [KeyEvent(key, True) for key in target if key not in held]
         return events
 
 

@@ -39,7 +39,7 @@ from gymlab.rewarder.client import (
 )
 from gymlab.rewarder.reward_buffer import PoppedReward
 from gymlab.rewarder.spaces import space_from_json, value_from_json
-from gymlab.runtime.keymaps import UnknownKeyMap, keymap_for
+from gymlab.runtime.keymaps import KeyMap, KeyMapError
 
 if TYPE_CHECKING:
     import gymnasium
@@ -443,12 +443,19 @@ class RemoteSession:
         return RemoteStep(obs, p.StepResult(info={"episode_id": episode}))
 
     def _configure_keys(self) -> None:
-        env_id = self.description.env_id if self.description else None
-        env_id = self.env_id or env_id
+        """Native actions in real time use the key map the runtime describes."""
+        description = self.description
+        self._mapper = None
+        if description is None or description.keys is None:
+            return
         try:
-            self._mapper = KeyActionMapper(keymap_for(env_id)) if env_id else None
-        except UnknownKeyMap:
-            self._mapper = None
+            keymap = KeyMap.from_json(description.keys, description.env_id or self.name)
+        except KeyMapError as exc:
+            log.warning(
+                "%s: the runtime describes a key map this client cannot use: %s", self.name, exc
+            )
+            return
+        self._mapper = KeyActionMapper(keymap)
 
     async def _release_keys(self) -> None:
         if self.vnc is not None:

@@ -438,8 +438,9 @@ class Describe(Event):
     """``v0.env.describe`` (S→C), on connect and on every state change.
 
     ``action_space``, ``observation_space`` (JSON forms of the env's spaces, see
-    :mod:`gymlab.rewarder.spaces`), ``frame_shape``, ``mode`` and ``frame`` are gymlab extras; a
-    Universe server sends none of them.
+    :mod:`gymlab.rewarder.spaces`), ``frame_shape``, ``mode``, ``frame`` and ``keys`` (the
+    real-time key map, in :meth:`gymlab.runtime.keymaps.KeyMap.to_json`'s form) are gymlab
+    extras; a Universe server sends none of them.
     """
 
     METHOD = ENV_DESCRIBE
@@ -452,6 +453,7 @@ class Describe(Event):
         "frame_shape": _SHAPE,
         "mode": _MODE,
         "frame": _FRAME,
+        "keys": _SPACE,
     }
     EPISODE = _EPISODE_ID
 
@@ -463,6 +465,7 @@ class Describe(Event):
     frame_shape: tuple[int, int, int] | None = None
     mode: Mode | None = None
     frame: int | None = None
+    keys: dict[str, Any] | None = None
     episode_id: int | None = None
 
 

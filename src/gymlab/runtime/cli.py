@@ -10,6 +10,19 @@ from typing import Any
 
 from gymlab.rewarder.protocol import Mode
 
+SERVE_EXAMPLES = """\
+examples:
+  # a lab's own env package (gym-foo pattern: gymnasium.register in its __init__)
+  gymlab runtime serve --env-id gym_foo:Foo-v0 --mode lockstep --vnc-port 5900 \\
+      --rewarder-port 15900 --password-file ~/.config/gymlab/pw
+  # Atari from ale-py, no frame skipping, played by hand over VNC (arrows + space)
+  gymlab runtime serve --env-id ALE/Pong-v5 --env-kwargs '{"frameskip": 1}' \\
+      --mode realtime --fps 60 --vnc-port 5901 --rewarder-port 15901 --password-file pw
+  # real time with your own keys (Discrete(3): 0 left, 1 stay, 2 right)
+  echo '{"keys": {"j": 0, "l": 2}, "idle": 1}' > keys.json
+  gymlab runtime serve --env-id MountainCar-v0 --keymap keys.json ...
+"""
+
 
 def add_parser(subparsers: Any) -> None:
     """Register ``runtime`` and its ``serve`` subcommand."""
@@ -23,8 +36,41 @@ def add_parser(subparsers: Any) -> None:
             "Start Xvnc, draw the environment into it and serve the rewarder. SIGTERM and "
             "SIGINT stop it (exit 0); a bad argument or a port in use exits 2 with one line."
         ),
+        epilog=SERVE_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--env-id", required=True, help="Gymnasium environment id")
+    serve.add_argument(
+        "--env-id",
+        required=True,
+        help=(
+            "what gymnasium.make takes: a registered id (CartPole-v1), a plugin family's "
+            "(ALE/Pong-v5, MiniGrid-Empty-5x5-v0) or module:EnvId (gym_foo:Foo-v0 imports "
+            "gym_foo first, as a lab's own env package registers its envs on import)"
+        ),
+    )
+    serve.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULES",
+        help="modules to import first, comma-separated, repeatable (an empty value: none)",
+    )
+    serve.add_argument(
+        "--env-kwargs",
+        default="",
+        metavar="JSON",
+        help="a JSON object of gymnasium.make arguments, e.g. '{\"frameskip\": 1}'",
+    )
+    serve.add_argument(
+        "--keymap",
+        default="",
+        metavar="FILE",
+        help=(
+            'real-time key map, JSON or YAML: {"keys": {"Left": 0, "Up+space": 2}, '
+            '"idle": 1} (default: the shipped or derived map for the env)'
+        ),
+    )
     serve.add_argument("--vnc-port", type=int, required=True, help="VNC (RFB) TCP port")
     serve.add_argument("--rewarder-port", type=int, required=True, help="rewarder TCP port")
     serve.add_argument(
@@ -73,11 +119,15 @@ def _serve(args: argparse.Namespace) -> int:
         run_runtime,
         with_password_file,
     )
+    from gymlab.runtime.envs import parse_env_kwargs, parse_imports
 
     try:
         config = with_password_file(
             RuntimeConfig(
                 env_id=args.env_id,
+                imports=parse_imports(args.imports),
+                env_kwargs=parse_env_kwargs(args.env_kwargs),
+                keymap_file=args.keymap or None,
                 password="-",
                 vnc_port=args.vnc_port,
                 rewarder_port=args.rewarder_port,

@@ -28,14 +28,15 @@ import signal
 import socket
 import stat
 import tempfile
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gymlab.rewarder.protocol import MAX_FPS, MIN_FPS, Mode
 from gymlab.rewarder.server import RewarderServer
-from gymlab.runtime.host import ConfigError, EnvHost, check_env_id, make_env, render
-from gymlab.runtime.keymaps import UnknownKeyMap, keymap_for
+from gymlab.runtime.envs import ConfigError, EnvCatalog, make_env
+from gymlab.runtime.host import EnvHost, render, resolve_keymap
 from gymlab.runtime.local import pid_alive, port_holder, process_start_time
 from gymlab.runtime.xvnc import (
     XvncError,
@@ -46,6 +47,9 @@ from gymlab.runtime.xvnc import (
 )
 
 if TYPE_CHECKING:
+    import gymnasium
+
+    from gymlab.runtime.keymaps import KeyMap
     from gymlab.runtime.xwindow import FrameWindow
 
 log = logging.getLogger("gymlab.runtime")
@@ -77,7 +81,11 @@ class PortInUse(ConfigError):
 class RuntimeConfig:
     """Everything a runtime needs; ``vnc_port``/``rewarder_port`` 0 is not allowed for VNC.
 
-    ``mode`` accepts :class:`Mode` or its string (``"realtime"``, ``"lockstep"``) and
+    ``env_id`` is anything ``gymnasium.make`` takes, ``module:EnvId`` included
+    (:mod:`gymlab.runtime.envs`); ``imports`` are modules to import first (packages that
+    register envs on import), ``env_kwargs`` go to ``gymnasium.make``, ``keymap_file`` is
+    a user key map (JSON/YAML, :meth:`gymlab.runtime.keymaps.KeyMap.from_json`) for
+    real time. ``mode`` accepts :class:`Mode` or its string (``"realtime"``, ``"lockstep"``) and
     is normalised to :class:`Mode`; an unknown string is left for :meth:`validate`.
     """
 
@@ -90,6 +98,9 @@ class RuntimeConfig:
     bind: str = "127.0.0.1"
     display: int | None = None
     xvnc_executable: str = "Xvnc"
+    imports: tuple[str, ...] = ()
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    keymap_file: str | None = None
 
     def __post_init__(self) -> None:
         with contextlib.suppress(ValueError):
@@ -109,14 +120,27 @@ class RuntimeConfig:
                 raise ConfigError(f"{name} must be in 1..65535, got {port}")
         if self.display is not None and not 0 <= self.display < 65536:
             raise ConfigError(f"display must be in 0..65535, got {self.display}")
-        check_env_id(self.env_id)
-        if self.mode is Mode.REALTIME:
-            try:
-                keymap_for(self.env_id)
-            except UnknownKeyMap:
+
+    def load_env(self) -> tuple[EnvCatalog, gymnasium.Env[Any, Any], KeyMap | None]:
+        """Import what the env needs, make it and find its key map (nothing else starts).
+
+        Raises :class:`ConfigError` when the env cannot be made, or when real time has
+        no key map for it.
+        """
+        catalog = EnvCatalog()
+        catalog.load(self.env_id, self.imports)
+        env = make_env(self.env_id, self.env_kwargs)
+        try:
+            keymap = resolve_keymap(self, self.env_id, env)
+            if keymap is None and self.mode is Mode.REALTIME:
                 raise ConfigError(
-                    f"no key map for {self.env_id}: real-time mode needs one (use lockstep)"
-                ) from None
+                    f"no key map for {self.env_id}: real-time mode needs one "
+                    "(give one with --keymap FILE, or use lockstep)"
+                )
+        except BaseException:
+            env.close()
+            raise
+        return catalog, env, keymap
 
 
 def _listen_addresses(bind: str, *, xvnc: bool) -> list[str]:
@@ -269,7 +293,7 @@ class Runtime:
         tasks: list[asyncio.Task[Any]] = []
         x_fd: int | None = None
         try:
-            env = make_env(config.env_id)
+            catalog, env, keymap = config.load_env()
             env.reset()
             first = render(env)
             height, width = first.shape[:2]
@@ -298,7 +322,7 @@ class Runtime:
             from gymlab.runtime.xwindow import FrameWindow
 
             window = FrameWindow(xvnc.display_name, width, height, xauth)
-            host = self.host = EnvHost(config, env, first, window)
+            host = self.host = EnvHost(config, env, first, window, catalog, keymap)
             rewarder = RewarderServer(
                 host,
                 password=config.password,

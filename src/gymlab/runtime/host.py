@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -19,7 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from gymlab.rewarder import protocol as p
 from gymlab.rewarder.server import RequestRejected, RewarderServer
 from gymlab.rewarder.spaces import UnsupportedSpace, action_from_json, space_to_json
-from gymlab.runtime.keymaps import KeyMap, UnknownKeyMap, keymap_for
+from gymlab.runtime.envs import ConfigError, EnvCatalog, make_env
+from gymlab.runtime.keymaps import KeyMap, KeyMapError, UnknownKeyMap, env_keymap, load_keymap_file
 
 if TYPE_CHECKING:
     import gymnasium
@@ -35,24 +35,25 @@ T = TypeVar("T")
 MAX_PUSHED_OBSERVATION_SIZE = 1024
 
 
-class ConfigError(ValueError):
-    """Bad runtime configuration (unknown env id, bad fps, ...)."""
+def resolve_keymap(
+    config: RuntimeConfig, env_id: str, env: gymnasium.Env[Any, Any]
+) -> KeyMap | None:
+    """The user's key map file for the configured env, else a shipped or derived one.
 
-
-def check_env_id(env_id: str) -> None:
-    """Raise :class:`ConfigError` unless Gymnasium knows ``env_id``."""
-    import gymnasium
-
-    if env_id not in gymnasium.registry:
-        raise ConfigError(f"unknown environment id {env_id!r}")
-
-
-def make_env(env_id: str) -> gymnasium.Env[Any, Any]:
-    import gymnasium
-
-    # rgb_array rendering needs no window system; without this SDL probes for one.
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    return gymnasium.make(env_id, render_mode="rgb_array")
+    Raises :class:`ConfigError` for a bad key map file; None when no map fits.
+    """
+    if config.keymap_file and env_id == config.env_id:
+        try:
+            return load_keymap_file(config.keymap_file, env_id, env.action_space)
+        except KeyMapError as exc:
+            raise ConfigError(str(exc)) from None
+    try:
+        return env_keymap(env_id, env)
+    except UnknownKeyMap:
+        return None
+    except KeyMapError as exc:  # a shipped map that does not fit this variant of the env
+        log.warning("%s; serving it without a key map", exc)
+        return None
 
 
 def render(env: gymnasium.Env[Any, Any]) -> np.ndarray:
@@ -79,14 +80,17 @@ class EnvHost:
         env: gymnasium.Env[Any, Any],
         first_frame: np.ndarray,
         window: FrameWindow,
+        catalog: EnvCatalog,
+        keymap: KeyMap | None,
     ) -> None:
         self.config = config
         self.mode = p.Mode(config.mode)
         self.env_id = config.env_id
         self.env = env
         self.window = window
+        self.catalog = catalog
         self.fps = config.fps
-        self.keymap: KeyMap | None = self._keymap(config.env_id)
+        self.keymap = keymap
         self.frame = 0
         self.server: RewarderServer | None = None
         self._tick = 0
@@ -96,13 +100,6 @@ class EnvHost:
         #: the last episode ended on a step that asked the runtime not to reset
         self._ended = False
         self._show(first_frame)
-
-    @staticmethod
-    def _keymap(env_id: str) -> KeyMap | None:
-        try:
-            return keymap_for(env_id)
-        except UnknownKeyMap:
-            return None
 
     def close(self) -> None:
         """Stop the env thread and close the env."""
@@ -130,6 +127,7 @@ class EnvHost:
             frame_shape=(self.window.height, self.window.width, 3),
             mode=self.mode,
             frame=self.frame,
+            keys=self.keymap.to_json() if self.keymap else None,
         )
 
     async def reset(self, request: p.Reset) -> p.ResetReply:
@@ -163,7 +161,8 @@ class EnvHost:
     def _build_env(
         self, env_id: str, seed: int | None
     ) -> tuple[gymnasium.Env[Any, Any], Any, np.ndarray]:
-        env = make_env(env_id)
+        kwargs = self.config.env_kwargs if env_id == self.config.env_id else None
+        env = make_env(env_id, kwargs)
         try:
             obs, _ = env.reset(seed=seed)
             return env, obs, render(env)
@@ -177,20 +176,23 @@ class EnvHost:
         Returns its first observation and frame.
         """
         try:
-            check_env_id(env_id)
+            self.catalog.allowed(env_id)
+            env, obs, frame = await self._off_loop(self._build_env, env_id, seed)
         except ConfigError as exc:
             raise RequestRejected(str(exc)) from None
-        keymap = self._keymap(env_id)
-        if self.mode is p.Mode.REALTIME and keymap is None:
-            raise RequestRejected(f"no key map for {env_id} (real-time mode needs one)")
-        env, obs, frame = await self._off_loop(self._build_env, env_id, seed)
-        if frame.shape[:2] != (self.window.height, self.window.width):
+        try:
+            keymap = resolve_keymap(self.config, env_id, env)
+            if self.mode is p.Mode.REALTIME and keymap is None:
+                raise RequestRejected(f"no key map for {env_id} (real-time mode needs one)")
+            if frame.shape[:2] != (self.window.height, self.window.width):
+                h, w = frame.shape[:2]
+                raise RequestRejected(
+                    f"{env_id} renders {w}x{h}, this display is {self.window.width}x"
+                    f"{self.window.height}; start a runtime for it instead"
+                )
+        except (RequestRejected, ConfigError) as exc:
             await self._off_loop(env.close)
-            h, w = frame.shape[:2]
-            raise RequestRejected(
-                f"{env_id} renders {w}x{h}, this display is {self.window.width}x"
-                f"{self.window.height}; start a runtime for it instead"
-            )
+            raise RequestRejected(str(exc)) from None
         old, self.env, self.env_id, self.keymap = self.env, env, env_id, keymap
         await self._off_loop(old.close)
         log.info("switched environment to %s", env_id)

@@ -1,25 +1,58 @@
 """Per-environment key maps: which held keys / pointer presses give which action.
 
-Keys are X keysyms (the values VNC key events and X key events carry).
-When several bound keys are held, the most recently pressed one wins; with
-nothing bound held, the map's idle action applies. Pure Python, no X needed.
+Keys are X keysyms (the values VNC key events and X key events carry), named as
+:func:`gymlab.rfb.keysyms.keysym` accepts them. A binding is a *chord*: the keys held
+together (one key for most). Of the bindings whose keys are all held, the one with the
+most keys wins, then the one whose latest key was pressed last; with nothing bound held,
+the map's idle action applies. *Additive* maps (continuous actions) instead add the
+actions of every held key onto the idle action, clipped to the action space.
+
+Where a map comes from (:func:`keymap_for`): a shipped map for the env's id and action
+space (classic control, Box2D, MiniGrid), else one derived from the env's
+``get_action_meanings()`` (Atari: arrows + space, combinations give the combined
+meaning), else a generic one for small ``Discrete`` spaces (digit keys). A user's own
+map is a JSON/YAML file in :meth:`KeyMap.from_json`'s format, which is also the form the
+runtime's ``describe`` carries. Pure Python, no X needed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+import functools
+import itertools
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from gymlab.rfb.keysyms import keysym
 
-#: The keysym names the shipped maps bind, with their values from the one keysym table.
-KEYSYMS: dict[str, int] = {
-    name: keysym(name) for name in ("Left", "Up", "Right", "Down", "space", "a", "d", "s", "w")
-}
+if TYPE_CHECKING:
+    import gymnasium
 
 #: Pointer button 1 in a VNC/X button mask.
 BUTTON1 = 1
+
+#: Generic maps: action i is the i-th of these keys (Discrete spaces up to this size).
+GENERIC_KEYS = tuple("0123456789abcdefghijklmnopqrstuvwxyz")
+
+#: The most bindings a key map may have (a user file, or a describe from a server).
+MAX_BINDINGS = 256
+#: Client side: an additive action is looked up among chords of at most this many keys.
+MAX_ADDITIVE_CHORD = 4
+
+
+#: The fields of a key map's JSON form.
+_FILE_FIELDS = frozenset({"keys", "idle", "labels", "idle_cycle", "additive", "pointer"})
+
+
+class KeyMapError(ValueError):
+    """A key map that cannot be used (unknown key, action outside the space, bad file)."""
+
+
+class UnknownKeyMap(KeyError):
+    """No key map ships for this env id, and none can be derived."""
 
 
 def normalize_keysym(value: int) -> int:
@@ -39,29 +72,101 @@ class PointerState:
 
 
 @dataclass(frozen=True)
+class Binding:
+    """Holding ``keys`` together gives ``action``; ``label`` says what it does."""
+
+    keys: tuple[str, ...]
+    action: Any
+    label: str = ""
+
+    @property
+    def chord(self) -> str:
+        """The keys as one ``"Up+space"`` string (the key of a key map file's ``keys``)."""
+        return "+".join(self.keys)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as Python numbers and lists."""
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def _same_action(a: Any, b: Any) -> bool:
+    a, b = _plain(a), _plain(b)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    try:
+        xs, ys = _floats(a), _floats(b)
+    except (TypeError, ValueError):
+        return False
+    if len(xs) != len(ys):
+        return False
+    return all(math.isclose(x, y, abs_tol=1e-6) for x, y in zip(xs, ys, strict=True))
+
+
+def _floats(value: Any) -> list[float]:
+    value = _plain(value)
+    if isinstance(value, (list, tuple)):
+        return [float(v) for v in value]
+    raise TypeError("not a vector")
+
+
+@dataclass(frozen=True)
 class KeyMap:
     """Maps held keys (and pointer presses) to one env action.
 
-    ``bindings`` pairs keysym names with actions. ``idle`` is the no-op: the
-    actions used, cycled per tick, while nothing bound is held (one value for
-    envs with a real no-op; CartPole has none, so it alternates left/right
-    pushes, which on average leaves the cart alone). ``pointer_keys`` names
-    the keys that button 1 held on the left / right half of the window stands
-    for.
+    ``idle`` is the no-op: the actions used, cycled per tick, while nothing bound is held
+    (one value for envs with a real no-op; CartPole has none, so it alternates left/right
+    pushes, which on average leaves the cart alone). ``pointer_keys`` names the keys that
+    button 1 held on the left / right half of the window stands for. ``additive`` maps
+    sum the actions of the held keys onto ``idle[0]`` within ``low``..``high``.
     """
 
     env_id: str
-    bindings: tuple[tuple[str, Any], ...]
+    bindings: tuple[Binding, ...]
     idle: tuple[Any, ...]
     pointer_keys: tuple[str, str] | None = ("Left", "Right")
+    additive: bool = False
+    low: tuple[float, ...] | None = None
+    high: tuple[float, ...] | None = None
+    _codes: tuple[tuple[int, ...], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.idle:
+            raise KeyMapError(f"{self.env_id}: the key map has no idle action")
+        if len(self.bindings) > MAX_BINDINGS:
+            raise KeyMapError(
+                f"{self.env_id}: {len(self.bindings)} key bindings; at most {MAX_BINDINGS}"
+            )
+        codes = []
+        for binding in self.bindings:
+            if not binding.keys:
+                raise KeyMapError(f"{self.env_id}: a binding with no keys")
+            try:
+                codes.append(tuple(normalize_keysym(keysym(k)) for k in binding.keys))
+            except (KeyError, ValueError) as exc:
+                raise KeyMapError(
+                    f"{self.env_id}: {binding.chord!r}: {exc.args[0]}; expected X keysym "
+                    "names or single characters joined by '+' (e.g. Up+space)"
+                ) from None
+            if self.additive and len(binding.keys) > 1:
+                raise KeyMapError(
+                    f"{self.env_id}: {binding.chord!r}: an additive map binds single keys"
+                )
+        object.__setattr__(self, "_codes", tuple(codes))
 
     @property
     def noop(self) -> Any:
         """The no-op action (the first idle action)."""
         return self.idle[0]
 
-    def _by_keysym(self) -> dict[int, Any]:
-        return {KEYSYMS[name]: action for name, action in self.bindings}
+    def binding(self, chord: str) -> Binding:
+        """The binding for ``"Up+space"``-style ``chord``; KeyError if none."""
+        for binding in self.bindings:
+            if binding.chord == chord:
+                return binding
+        raise KeyError(chord)
+
+    # runtime side: held keys -> action
 
     def action_for(
         self,
@@ -72,50 +177,386 @@ class KeyMap:
         tick: int = 0,
     ) -> Any:
         """The action for keys ``held`` (keysyms, oldest press first) at ``tick``."""
-        by_keysym = self._by_keysym()
-        for value in reversed(held):
-            action = by_keysym.get(normalize_keysym(value))
-            if action is not None:
-                return action
-        if pointer is not None and self.pointer_keys and pointer.buttons & BUTTON1 and width > 0:
-            left, right = self.pointer_keys
-            name = left if pointer.x < width // 2 else right
-            return dict(self.bindings)[name]
+        order = {normalize_keysym(value): i for i, value in enumerate(held)}
+        if not self._matches(order) and pointer is not None and width > 0:
+            if self.pointer_keys and pointer.buttons & BUTTON1:
+                name = self.pointer_keys[0] if pointer.x < width // 2 else self.pointer_keys[1]
+                order = {normalize_keysym(keysym(name)): 0}
+        if self.additive:
+            return self._sum(order)
+        best: tuple[int, int] | None = None
+        action = None
+        for binding, codes in zip(self.bindings, self._codes, strict=True):
+            if all(c in order for c in codes):
+                rank = (len(codes), max(order[c] for c in codes))
+                if best is None or rank > best:
+                    best, action = rank, binding.action
+        if best is not None:
+            return action
         return self.idle[tick % len(self.idle)]
 
+    def _matches(self, order: Mapping[int, int]) -> bool:
+        return any(all(c in order for c in codes) for codes in self._codes)
 
-def _lr(env_id: str, left: Any, right: Any, idle: tuple[Any, ...]) -> KeyMap:
-    """A left/right map: arrow keys and a/d."""
+    def _sum(self, order: Mapping[int, int]) -> Any:
+        base = self.idle[0]
+        total = list(_floats(base))
+        for binding, codes in zip(self.bindings, self._codes, strict=True):
+            if codes[0] in order:
+                total = [t + a for t, a in zip(total, _floats(binding.action), strict=True)]
+        if self.low is not None and self.high is not None:
+            bounds = zip(total, self.low, self.high, strict=True)
+            total = [min(max(t, lo), hi) for t, lo, hi in bounds]
+        return total
+
+    # client side: action -> keys to hold
+
+    def keys_for(self, action: Any) -> tuple[str, ...]:
+        """The keys to hold for ``action`` (none for the idle action); ValueError if no chord.
+
+        For an additive map, chords of up to :data:`MAX_ADDITIVE_CHORD` keys are tried.
+        """
+        if any(_same_action(idle, action) for idle in self.idle):
+            return ()
+        if not self.additive:
+            for binding in self.bindings:
+                if _same_action(binding.action, action):
+                    return binding.keys
+        else:
+            singles = [b.keys[0] for b in self.bindings]
+            for size in range(1, min(MAX_ADDITIVE_CHORD, len(singles)) + 1):
+                for chord in itertools.combinations(singles, size):
+                    order = {normalize_keysym(keysym(k)): i for i, k in enumerate(chord)}
+                    if _same_action(self._sum(order), action):
+                        return chord
+        choices = [b.action for b in self.bindings] + list(self.idle)
+        raise ValueError(
+            f"{self.env_id}: action {action!r} has no key (real-time actions: {choices})"
+        )
+
+    # checks and the JSON form
+
+    def check(self, space: gymnasium.Space[Any]) -> None:
+        """Raise :class:`KeyMapError` unless every action of the map is in ``space``."""
+        from gymlab.rewarder.spaces import action_from_json
+
+        named = [(f"idle action {a!r}", a) for a in self.idle]
+        for binding, codes in zip(self.bindings, self._codes, strict=True):
+            # an additive binding is a change: check what holding the key gives
+            action = self._sum({codes[0]: 0}) if self.additive else binding.action
+            named.append((f"the action of {binding.chord!r}", action))
+        for what, action in named:
+            try:
+                action_from_json(space, action)
+            except ValueError as exc:
+                raise KeyMapError(f"{self.env_id}: {what}: {exc}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        """The map as a JSON object (what ``describe`` sends, and a key map file's form)."""
+        data: dict[str, Any] = {
+            "keys": {b.chord: b.action for b in self.bindings},
+            "idle": self.idle[0],
+        }
+        labels = {b.chord: b.label for b in self.bindings if b.label}
+        if labels:
+            data["labels"] = labels
+        if len(self.idle) > 1:
+            data["idle_cycle"] = list(self.idle)
+        if self.additive:
+            data["additive"] = True
+        if self.pointer_keys != ("Left", "Right"):
+            data["pointer"] = list(self.pointer_keys) if self.pointer_keys else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any, env_id: str, space: gymnasium.Space[Any] | None = None) -> KeyMap:
+        """Build a map from :meth:`to_json`'s form; :class:`KeyMapError` names what is wrong.
+
+        ``{"keys": {"Left": 0, "Up+space": 2}, "idle": 1}`` is the whole of it; optional:
+        ``labels`` (chord -> text), ``idle_cycle`` (idle actions used in turn),
+        ``additive`` (true: held keys' actions add up), ``pointer`` (the two keys the
+        left / right half of the window stands for, or null).
+        """
+        if not isinstance(data, dict):
+            raise KeyMapError(f"{env_id}: a key map is an object with keys and idle")
+        unknown = sorted(set(data) - _FILE_FIELDS)
+        if unknown:
+            raise KeyMapError(
+                f"{env_id}: unknown key map field {unknown[0]!r}; expected keys, idle, labels, "
+                "idle_cycle, additive, pointer"
+            )
+        keys, labels = data.get("keys"), data.get("labels", {})
+        if not isinstance(keys, dict) or not keys:
+            raise KeyMapError(f"{env_id}: 'keys' must be a non-empty object of chord -> action")
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            raise KeyMapError(f"{env_id}: 'labels' must be an object of chord -> text")
+        if "idle" not in data:
+            raise KeyMapError(f"{env_id}: the key map has no 'idle' action (the no-op)")
+        idle = data.get("idle_cycle", [data["idle"]])
+        if not isinstance(idle, list) or not idle:
+            raise KeyMapError(f"{env_id}: 'idle_cycle' must be a non-empty list of actions")
+        pointer = data.get("pointer", ["Left", "Right"])
+        if pointer is not None and not (
+            isinstance(pointer, list)
+            and len(pointer) == 2
+            and all(isinstance(k, str) for k in pointer)
+        ):
+            raise KeyMapError(f"{env_id}: 'pointer' must be two key names or null")
+        additive = data.get("additive", False)
+        if not isinstance(additive, bool):
+            raise KeyMapError(f"{env_id}: 'additive' must be true or false")
+        bindings = tuple(
+            Binding(tuple(str(chord).split("+")), action, str(labels.get(chord, "")))
+            for chord, action in keys.items()
+        )
+        low = high = None
+        if space is not None and additive:
+            low, high = _bounds(space)
+        keymap = cls(
+            env_id=env_id,
+            bindings=bindings,
+            idle=tuple(idle),
+            pointer_keys=(pointer[0], pointer[1]) if pointer else None,
+            additive=additive,
+            low=low,
+            high=high,
+        )
+        if keymap.pointer_keys:
+            for name in keymap.pointer_keys:
+                if not any(b.keys == (name,) for b in bindings):
+                    keymap = _without_pointer(keymap)
+                    break
+        if space is not None:
+            keymap.check(space)
+        return keymap
+
+
+def _without_pointer(keymap: KeyMap) -> KeyMap:
     return KeyMap(
-        env_id=env_id,
-        bindings=(("Left", left), ("a", left), ("Right", right), ("d", right)),
-        idle=idle,
+        keymap.env_id, keymap.bindings, keymap.idle, None, keymap.additive, keymap.low, keymap.high
     )
 
 
-KEYMAPS: dict[str, KeyMap] = {
-    km.env_id: km
-    for km in (
-        _lr("CartPole-v1", 0, 1, idle=(0, 1)),
-        _lr("CartPole-v0", 0, 1, idle=(0, 1)),
-        _lr("MountainCar-v0", 0, 2, idle=(1,)),
-        _lr("MountainCarContinuous-v0", [-1.0], [1.0], idle=([0.0],)),
-        _lr("Acrobot-v1", 0, 2, idle=(1,)),
-        _lr("Pendulum-v1", [-2.0], [2.0], idle=([0.0],)),
-    )
+def load_keymap_file(path: str | Path, env_id: str, space: gymnasium.Space[Any]) -> KeyMap:
+    """Read a user's key map (JSON, or YAML when PyYAML is installed) and check it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KeyMapError(f"cannot read key map {path}: {exc.strerror}") from None
+    try:
+        if path.suffix in (".yml", ".yaml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except ImportError:
+        raise KeyMapError(f"key map {path}: YAML needs PyYAML; write it as JSON") from None
+    except ValueError as exc:  # json.JSONDecodeError and yaml.YAMLError's parser errors
+        kind = "YAML" if path.suffix in (".yml", ".yaml") else "JSON"
+        raise KeyMapError(f"key map {path} is not valid {kind}: {exc}") from None
+    except Exception as exc:  # yaml.YAMLError is not a ValueError
+        raise KeyMapError(f"key map {path} is not valid YAML: {exc}") from None
+    try:
+        return KeyMap.from_json(data, env_id, space)
+    except KeyMapError as exc:
+        raise KeyMapError(f"key map {path}: {exc}") from None
+
+
+# shipped maps
+
+
+def _bounds(space: gymnasium.Space[Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    low = getattr(space, "low", None)
+    high = getattr(space, "high", None)
+    if low is None or high is None:
+        raise KeyMapError(f"an additive key map needs a Box action space, not {space}")
+    return tuple(float(v) for v in low.ravel()), tuple(float(v) for v in high.ravel())
+
+
+def _lr(left: Any, right: Any, idle: tuple[Any, ...]) -> dict[str, Any]:
+    """A left/right map: arrow keys and a/d."""
+    return {
+        "keys": {"Left": left, "a": left, "Right": right, "d": right},
+        "idle": idle[0],
+        **({"idle_cycle": list(idle)} if len(idle) > 1 else {}),
+    }
+
+
+def _vector(n: int, i: int, value: float) -> list[float]:
+    return [value if j == i else 0.0 for j in range(n)]
+
+
+#: name (the id without module prefix and version) -> action space kind -> map in JSON form.
+SHIPPED: dict[str, dict[str, dict[str, Any]]] = {
+    "CartPole": {"Discrete": _lr(0, 1, idle=(0, 1))},
+    "MountainCar": {"Discrete": _lr(0, 2, idle=(1,))},
+    "MountainCarContinuous": {"Box": _lr([-1.0], [1.0], idle=([0.0],))},
+    "Acrobot": {"Discrete": _lr(0, 2, idle=(1,))},
+    "Pendulum": {"Box": _lr([-2.0], [2.0], idle=([0.0],))},
+    "LunarLander": {
+        "Discrete": {
+            "keys": {"Left": 1, "Up": 2, "Right": 3, "a": 1, "w": 2, "d": 3},
+            "idle": 0,
+            "labels": {"Left": "left engine", "Up": "main engine", "Right": "right engine"},
+        },
+        # [main, lateral]: main below 0 is off, lateral beyond +-0.5 fires a side engine
+        "Box": {
+            "keys": {"Up": [2.0, 0.0], "Left": [0.0, -1.0], "Right": [0.0, 1.0]},
+            "idle": [-1.0, 0.0],
+            "additive": True,
+            "labels": {"Up": "main engine", "Left": "left engine", "Right": "right engine"},
+        },
+    },
+    "CarRacing": {
+        # [steering, gas, brake]
+        "Box": {
+            "keys": {
+                "Left": [-1.0, 0.0, 0.0],
+                "Right": [1.0, 0.0, 0.0],
+                "Up": [0.0, 1.0, 0.0],
+                "Down": [0.0, 0.0, 0.8],
+            },
+            "idle": [0.0, 0.0, 0.0],
+            "additive": True,
+            "labels": {"Left": "steer left", "Right": "steer right", "Up": "gas", "Down": "brake"},
+        },
+        # continuous=False: do nothing, steer left, steer right, gas, brake
+        "Discrete": {"keys": {"Left": 1, "Right": 2, "Up": 3, "Down": 4}, "idle": 0},
+    },
+    "BipedalWalker": {
+        # [hip 1, knee 1, hip 2, knee 2] torques: q/a w/s for leg 1, e/d r/f for leg 2
+        "Box": {
+            "keys": {
+                key: _vector(4, joint, sign)
+                for joint, pair in enumerate(("qa", "ws", "ed", "rf"))
+                for key, sign in zip(pair, (1.0, -1.0), strict=True)
+            },
+            "idle": [0.0, 0.0, 0.0, 0.0],
+            "additive": True,
+            "pointer": None,
+        }
+    },
 }
 
+#: Id prefixes of env families whose maps ship (MiniGrid's own manual-control keys).
+_MINIGRID = {
+    "keys": {
+        "Left": 0,
+        "Right": 1,
+        "Up": 2,
+        "Page_Up": 3,
+        "Tab": 3,
+        "Page_Down": 4,
+        "Shift_L": 4,
+        "space": 5,
+        "Return": 6,
+    },
+    "idle": 6,
+    "labels": {
+        "Left": "turn left",
+        "Right": "turn right",
+        "Up": "forward",
+        "Page_Up": "pick up",
+        "Tab": "pick up",
+        "Page_Down": "drop",
+        "Shift_L": "drop",
+        "space": "toggle",
+        "Return": "done",
+    },
+}
+FAMILY_PREFIXES: dict[str, dict[str, dict[str, Any]]] = {
+    "MiniGrid-": {"Discrete": _MINIGRID},
+    "BabyAI-": {"Discrete": _MINIGRID},
+}
 
-class UnknownKeyMap(KeyError):
-    """No key map ships for this env id."""
+#: Atari action meanings: the key each part of a meaning stands for.
+_MEANING_KEYS = {"UP": "Up", "DOWN": "Down", "LEFT": "Left", "RIGHT": "Right", "FIRE": "space"}
 
 
-def keymap_for(env_id: str) -> KeyMap:
-    """The key map for ``env_id`` (exact id, then the same name at any version)."""
-    if env_id in KEYMAPS:
-        return KEYMAPS[env_id]
-    base = env_id.rsplit("-v", 1)[0]
-    for known, km in KEYMAPS.items():
-        if known.rsplit("-v", 1)[0] == base:
-            return km
-    raise UnknownKeyMap(env_id)
+def _meaning_keys(meaning: str) -> tuple[str, ...] | None:
+    """``"UPRIGHTFIRE"`` -> ("Up", "Right", "space"); None for a meaning of other words."""
+    keys: list[str] = []
+    rest = meaning
+    while rest:
+        for word, key in _MEANING_KEYS.items():
+            if rest.startswith(word):
+                keys.append(key)
+                rest = rest[len(word) :]
+                break
+        else:
+            return None
+    return tuple(keys)
+
+
+def derived_from_meanings(env_id: str, meanings: Sequence[str]) -> dict[str, Any]:
+    """An Atari-style map: arrows + space, held together for combined meanings."""
+    keys: dict[str, int] = {}
+    labels: dict[str, str] = {}
+    idle = 0
+    for action, meaning in enumerate(meanings):
+        if meaning == "NOOP":
+            idle = action
+            continue
+        parts = _meaning_keys(meaning)
+        if parts is None:
+            raise UnknownKeyMap(f"{env_id}: no key for the action meaning {meaning!r}")
+        chord = "+".join(parts)
+        keys.setdefault(chord, action)
+        labels.setdefault(chord, meaning)
+    return {"keys": keys, "idle": idle, "labels": labels}
+
+
+def generic_discrete(n: int) -> dict[str, Any]:
+    """Digit (then letter) keys for a ``Discrete(n)`` env without action meanings."""
+    return {"keys": {GENERIC_KEYS[i]: i for i in range(1, n)}, "idle": 0, "pointer": None}
+
+
+def _space_kind(space: gymnasium.Space[Any] | None) -> str | None:
+    return None if space is None else type(space).__name__
+
+
+def _name(env_id: str) -> str:
+    """``"gym_foo:Foo-v0"`` -> ``"Foo"``; ``"ALE/Pong-v5"`` -> ``"ALE/Pong"``."""
+    return env_id.rpartition(":")[2].rsplit("-v", 1)[0]
+
+
+@functools.lru_cache(maxsize=64)
+def _shipped(env_id: str, kind: str | None) -> dict[str, Any] | None:
+    name = _name(env_id)
+    tables = [SHIPPED.get(name)] + [
+        table for prefix, table in FAMILY_PREFIXES.items() if name.startswith(prefix)
+    ]
+    for table in tables:
+        if table:
+            return table.get(kind) if kind else next(iter(table.values()))
+    return None
+
+
+def keymap_for(
+    env_id: str,
+    space: gymnasium.Space[Any] | None = None,
+    meanings: Callable[[], Sequence[str]] | None = None,
+) -> KeyMap:
+    """The key map for ``env_id`` with action ``space`` (shipped, derived or generic).
+
+    ``meanings`` returns the env's action meanings (Atari's ``get_action_meanings``).
+    Raises :class:`UnknownKeyMap` when none fits.
+    """
+    data = _shipped(env_id, _space_kind(space))
+    if data is None and meanings is not None:
+        data = derived_from_meanings(env_id, meanings())
+    n = getattr(space, "n", None)
+    if data is None and _space_kind(space) == "Discrete" and n is not None:
+        if int(n) <= len(GENERIC_KEYS) and int(getattr(space, "start", 0)) == 0:
+            data = generic_discrete(int(n))
+    if data is None:
+        raise UnknownKeyMap(env_id)
+    return KeyMap.from_json(data, env_id, space)
+
+
+def env_keymap(env_id: str, env: gymnasium.Env[Any, Any]) -> KeyMap:
+    """The key map for a built ``env`` (its action space, and meanings where it has them)."""
+    meanings = getattr(env.unwrapped, "get_action_meanings", None)
+    return keymap_for(env_id, env.action_space, meanings)
