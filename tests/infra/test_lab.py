@@ -1,52 +1,181 @@
-"""The lab as an agent sees it: the printed remotes string drives every runtime at once.
+"""The lab as an agent sees it: the printed remotes string drives every runtime of the lab.
 
 Runs once per verify (it takes no ``host``), from the control machine, against the inventory
-testinfra was given. Labs without runtime hosts skip.
+testinfra was given. Labs without runtime hosts skip. Each env the lab serves is played through
+its part of the printed string (one RemoteVectorEnv per env: their spaces differ); Atari Pong,
+served from a package the gym_runtime role installed, must equal in-process Gymnasium frame by
+frame in lockstep.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
+import gymnasium
 import numpy as np
 import pytest
+import yaml
 
-from gymlab.client.remotes import parse_remotes
+from gymlab.client.remotes import Remote, parse_remotes
 from gymlab.client.vector import RemoteVectorEnv
 from gymlab.lab import remotes as lab_remotes
 from gymlab.lab.errors import LabError
+from gymlab.lab.proc import run
+from gymlab.rewarder.client import RewarderClient
 
 STEPS = 60
+PONG = "ALE/Pong-v5"
+PONG_STEPS = 40
 
 
 @pytest.fixture(scope="module")
-def remotes_string(pytestconfig) -> str:
+def inventory(pytestconfig) -> Path:
     inventory = pytestconfig.getoption("ansible_inventory")
     if not inventory:
         pytest.skip("needs --ansible-inventory (molecule verify or `invoke verify` pass it)")
+    return Path(inventory)
+
+
+@pytest.fixture(scope="module")
+def remotes_string(inventory) -> str:
     try:
-        return lab_remotes.remotes_string(Path(inventory), with_password=True)
+        return lab_remotes.remotes_string(inventory, with_password=True)
     except LabError as exc:
         pytest.skip(f"no runtimes in this lab: {exc}")
 
 
-def test_random_agent_plays_every_runtime_of_the_lab(remotes_string):
-    env = RemoteVectorEnv(remotes_string, mode="lockstep")
+@pytest.fixture(scope="module")
+def instances(inventory, remotes_string) -> dict[tuple[str, int], dict]:
+    """(address, VNC port) -> the gym_runtime_instances entry serving it, from the inventory."""
+    listing = json.loads(
+        run(["ansible-inventory", "-i", str(inventory), "--list"], what="ansible-inventory")
+    )
+    defaults = yaml.safe_load(lab_remotes.ROLE_DEFAULTS.read_text())
+    hostvars = listing["_meta"]["hostvars"]
+    found = {}
+    for name in listing[lab_remotes.RUNTIME_GROUP]["hosts"]:
+        settings = {**defaults, **hostvars.get(name, {})}
+        remotes = lab_remotes.host_remotes(name, hostvars.get(name, {}), defaults)
+        for remote, entry in zip(remotes, settings["gym_runtime_instances"], strict=True):
+            found[(remote.host, remote.vnc_port)] = entry
+    return found
+
+
+def part(remotes_string: str, keep) -> str:
+    """The printed string cut down to the remotes ``keep(remote)`` accepts."""
+    spec = parse_remotes(remotes_string)
+    chosen = [r for r in spec.remotes if keep(r)]
+    return f"vnc://{','.join(r.name for r in chosen)}?password={spec.password}"
+
+
+def by_env(remotes_string: str, instances) -> dict[str, str]:
+    """env_id -> the part of the printed string serving it."""
+    spec = parse_remotes(remotes_string)
+    env_ids = {instances[(r.host, r.vnc_port)]["env_id"] for r in spec.remotes}
+    return {
+        env_id: part(
+            remotes_string, lambda r, e=env_id: instances[(r.host, r.vnc_port)]["env_id"] == e
+        )
+        for env_id in sorted(env_ids)
+    }
+
+
+def test_random_agent_plays_every_runtime_of_the_lab(remotes_string, instances):
+    total = len(parse_remotes(remotes_string).remotes)
+    played = 0
+    for env_id, remotes in by_env(remotes_string, instances).items():
+        env = RemoteVectorEnv(remotes, mode="lockstep")
+        try:
+            obs, infos = env.reset(seed=0)
+            n = env.num_envs
+            assert n == len(parse_remotes(remotes).remotes)
+            assert obs.shape[0] == n and obs.dtype == np.uint8
+            episodes = 0
+            for _ in range(STEPS):
+                obs, rewards, terminated, truncated, infos = env.step(env.action_space.sample())
+                assert "error" not in infos or not any(infos["error"]), infos.get("error")
+                assert obs.shape[0] == n and np.all(np.isfinite(rewards))
+                episodes += int(np.sum(terminated | truncated))
+            # Every runtime rendered something: not one flat colour per observation.
+            for frame in obs:
+                assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 2, env_id
+            if env_id.startswith("CartPole"):
+                # CartPole ends well within 60 random steps on most runtimes: auto-reset happened.
+                assert episodes >= 1
+            played += n
+        finally:
+            env.close()
+    assert played == total, "some runtimes of the printed string were not played"
+
+
+@pytest.fixture(scope="module")
+def pong(remotes_string, instances) -> tuple[str, list[dict]]:
+    """The part of the printed string serving Pong, and those runtimes' settings."""
+    keep = [r for r in parse_remotes(remotes_string).remotes if _env(instances, r) == PONG]
+    if not keep:
+        pytest.skip(f"this lab serves no {PONG}")
+    return (
+        part(remotes_string, lambda r: _env(instances, r) == PONG),
+        [instances[(r.host, r.vnc_port)] for r in keep],
+    )
+
+
+def _env(instances, remote: Remote) -> str:
+    return instances[(remote.host, remote.vnc_port)]["env_id"]
+
+
+def test_pong_from_the_roles_package_equals_in_process_gymnasium(pong):
+    """Lockstep Pong over the printed string: the frames and rewards of in-process Gymnasium
+    (ale-py in this venv, same kwargs, seed i for remote i) for PONG_STEPS random steps."""
+    import ale_py
+
+    gymnasium.register_envs(ale_py)
+    remotes, entries = pong
+    env = RemoteVectorEnv(remotes, mode="lockstep")
+    refs = [
+        gymnasium.make(PONG, render_mode="rgb_array", **entry.get("env_kwargs", {}))
+        for entry in entries
+    ]
     try:
-        obs, infos = env.reset(seed=0)
-        n = env.num_envs
-        assert n == len(parse_remotes(remotes_string).remotes)
-        assert obs.shape[0] == n and obs.dtype == np.uint8
-        episodes = 0
-        for _ in range(STEPS):
-            obs, rewards, terminated, truncated, infos = env.step(env.action_space.sample())
+        assert env.single_action_space == gymnasium.spaces.Discrete(6)
+        assert env.single_observation_space.shape == (210, 160, 3)
+        obs, _ = env.reset(seed=5)
+        for i, ref in enumerate(refs):
+            ref.reset(seed=5 + i)
+            assert np.array_equal(obs[i], ref.render()), f"remote {i}: first frame differs"
+        rng = np.random.default_rng(0)
+        for step in range(PONG_STEPS):
+            actions = rng.integers(0, 6, size=len(refs))
+            obs, rewards, terminated, truncated, infos = env.step(actions)
             assert "error" not in infos or not any(infos["error"]), infos.get("error")
-            assert obs.shape[0] == n and np.all(np.isfinite(rewards))
-            episodes += int(np.sum(terminated | truncated))
-        # Every runtime rendered something: not one flat colour per observation.
-        for frame in obs:
-            assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 2
-        # CartPole ends well within 60 random steps on most runtimes: auto-reset happened.
-        assert episodes >= 1
+            for i, ref in enumerate(refs):
+                _, reward, term, trunc, _ = ref.step(int(actions[i]))
+                assert np.array_equal(obs[i], ref.render()), f"remote {i}: step {step} differs"
+                assert rewards[i] == reward and terminated[i] == term and truncated[i] == trunc
     finally:
         env.close()
+        for ref in refs:
+            ref.close()
+
+
+async def _described_keys(remote: Remote, password: str) -> dict | None:
+    client = await RewarderClient.connect(remote.host, remote.rewarder_port, password)
+    try:
+        assert client.describe is not None
+        return client.describe.keys
+    finally:
+        await client.close()
+
+
+def test_pong_runtimes_describe_the_key_map_the_role_wrote(pong):
+    remotes, entries = pong
+    spec = parse_remotes(remotes)
+    for remote, entry in zip(spec.remotes, entries, strict=True):
+        if "keymap" not in entry:
+            continue
+        keys = asyncio.run(asyncio.wait_for(_described_keys(remote, spec.password), 60))
+        assert keys is not None, f"{remote.name} describes no key map"
+        assert keys["idle"] == entry["keymap"]["idle"]
+        assert keys["keys"] == entry["keymap"]["keys"], remote.name

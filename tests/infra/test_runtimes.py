@@ -163,6 +163,9 @@ def test_runtime_containers_are_locked_down(host, runtimes):
         assert "no-new-privileges" in config["HostConfig"]["SecurityOpt"]
         assert config["HostConfig"]["ReadonlyRootfs"] is True
         assert config["HostConfig"]["Memory"] > 0
+        mounts = {m["Destination"]: m for m in config["Mounts"]}
+        assert not any(m["RW"] for m in mounts.values()), "a host path is writable inside"
+        assert "/etc/gymlab/runtime/keymaps" in mounts
         status = host.check_output(f"cat /proc/{config['State']['Pid']}/status")
         uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
         cap_eff = next(line for line in status.splitlines() if line.startswith("CapEff:"))
@@ -171,3 +174,72 @@ def test_runtime_containers_are_locked_down(host, runtimes):
         remap = host.file("/etc/docker/daemon.json").content_string
         if '"userns-remap"' in remap:
             assert uid >= 65536, f"uid {uid} is not in a subordinate (remapped) range"
+
+
+def _wheelhouse_dir(host) -> str:
+    mode = host.ansible.get_variables().get("gym_runtime_mode", "container")
+    root = "/opt/gymlab/runtime"
+    return f"{root}/image/wheelhouse" if mode == "container" else f"{root}/wheelhouse"
+
+
+def test_wheelhouse_on_the_host_hashes_every_wheel_it_holds(host, runtimes):
+    """requirements.txt pins each wheel of the host's wheelhouse by its sha256, and nothing else
+    is there: pip --require-hashes installs exactly this set."""
+    folder = _wheelhouse_dir(host)
+    lines = host.file(f"{folder}/requirements.txt").content_string.splitlines()
+    wheels = host.check_output(f"cd {folder} && sha256sum *.whl").splitlines()
+    assert len(lines) == len(wheels) > 0
+    hashes = {line.split("--hash=sha256:")[1] for line in lines}
+    for wheel in wheels:
+        sha, name = wheel.split()
+        assert sha in hashes, f"{name} is not in requirements.txt with its hash"
+
+
+def test_extra_packages_are_installed_for_the_runtimes(host, runtimes):
+    """Every gym_runtime_extra_packages pin is in the wheelhouse's hashed requirements and
+    importable by the runtimes' Python (the venv, or the image of the running container)."""
+    extras = host.ansible.get_variables().get("gym_runtime_extra_packages", [])
+    if not extras:
+        pytest.skip("no gym_runtime_extra_packages for this host")
+    requirements = host.file(f"{_wheelhouse_dir(host)}/requirements.txt").content_string
+    if host.ansible.get_variables().get("gym_runtime_mode", "container") == "container":
+        python = "docker exec gym-runtime-0 /opt/gymlab/bin/python"
+    else:
+        python = "/opt/gymlab/runtime/venv/bin/python"
+    for pin in extras:
+        name, version = pin.split("==")
+        assert f"{name.lower()}=={version} --hash=sha256:" in requirements, pin
+        installed = host.check_output(
+            f"{python} -c 'import importlib.metadata as m; print(m.version(\"{name}\"))'"
+        )
+        assert installed.strip() == version, f"{pin}: the runtimes have {installed}"
+
+
+def _unit_args(host, index: int) -> list[str]:
+    pid = host.check_output(f"systemctl show -p MainPID --value gym-runtime@{index}.service")
+    return host.file(f"/proc/{pid}/cmdline").content.decode().split("\0")
+
+
+def test_each_runtime_gets_its_imports_env_kwargs_and_key_map(host, runtimes):
+    """The unit passes the instance's settings as one argument each (JSON with spaces intact);
+    a key map is a JSON file the runtime user (or the container) can read."""
+    instances = host.ansible.get_variables()["gym_runtime_instances"]
+    for index, entry in enumerate(instances):
+        args = _unit_args(host, index)
+
+        def value(flag: str, args=args) -> str:
+            return args[args.index(flag) + 1]
+
+        assert value("--env-id") == entry["env_id"]
+        assert value("--import") == ",".join(entry.get("imports", []))
+        kwargs = value("--env-kwargs")
+        assert (json.loads(kwargs) if kwargs else {}) == entry.get("env_kwargs", {})
+        keymap = value("--keymap")
+        if "keymap" in entry:
+            assert keymap == f"/etc/gymlab/runtime/keymaps/{index}.json"
+            written = host.file(keymap)
+            assert written.mode == 0o644 and written.user == "root"
+            assert json.loads(written.content_string) == entry["keymap"]
+        else:
+            assert keymap == ""
+            assert not host.file(f"/etc/gymlab/runtime/keymaps/{index}.json").exists
