@@ -248,3 +248,9 @@ def test_user_key_map_files(tmp_path: Path) -> None:
         load_keymap_file(broken, "MountainCar-v0", space)
     with pytest.raises(KeyMapError, match="cannot read key map"):
         load_keymap_file(tmp_path / "missing.json", "MountainCar-v0", space)
+
+
+def test_a_client_holds_a_key_for_an_action_that_is_also_idle() -> None:
+    km = keymap_for("CartPole-v1")  # idle alternates 0/1, and Left/Right give 0/1 too
+    assert km.keys_for(1) == ("Right",) and km.keys_for(0) == ("Left",)
+    assert keymap_for("MountainCar-v0").keys_for(1) == ()

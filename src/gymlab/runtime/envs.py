@@ -169,9 +169,9 @@ def make_env(env_id: str, kwargs: Mapping[str, Any] | None = None) -> gymnasium.
     # rgb_array rendering needs no window system; without this SDL probes for one.
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     _, name = split_env_id(env_id)
+    kwargs = dict(kwargs or {})
     try:
-        return gymnasium.make(name, render_mode="rgb_array", **dict(kwargs or {}))
-    except gymnasium.error.Error as exc:
-        raise ConfigError(f"cannot make {env_id!r}: {exc}") from None
-    except TypeError as exc:  # an env_kwargs key the env does not take
-        raise ConfigError(f"cannot make {env_id!r} with {dict(kwargs or {})}: {exc}") from None
+        return gymnasium.make(name, render_mode="rgb_array", **kwargs)
+    except Exception as exc:  # the env's own constructor may raise anything: one line
+        given = f" with {json.dumps(kwargs)}" if kwargs else ""
+        raise ConfigError(f"cannot make {env_id!r}{given}: {type(exc).__name__}: {exc}") from None

@@ -216,13 +216,14 @@ class KeyMap:
 
         For an additive map, chords of up to :data:`MAX_ADDITIVE_CHORD` keys are tried.
         """
-        if any(_same_action(idle, action) for idle in self.idle):
-            return ()
         if not self.additive:
+            # bindings first: an idle cycle (CartPole's) holds actions that keys give too
             for binding in self.bindings:
                 if _same_action(binding.action, action):
                     return binding.keys
-        else:
+        if any(_same_action(idle, action) for idle in self.idle):
+            return ()
+        if self.additive:
             singles = [b.keys[0] for b in self.bindings]
             for size in range(1, min(MAX_ADDITIVE_CHORD, len(singles)) + 1):
                 for chord in itertools.combinations(singles, size):
