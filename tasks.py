@@ -42,6 +42,7 @@ MOLECULE_SCENARIOS: dict[str, tuple[str, ...]] = {
     "lab": ("debian12",),
     "envs-debian12": ("debian12",),
     "envs-ubuntu1804": ("ubuntu1804",),
+    "envs-conda": ("debian12",),
 }
 PY_SOURCES = "src tests tasks.py plugins examples"
 LINTERS = {

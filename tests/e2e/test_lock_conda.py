@@ -4,11 +4,17 @@ The channel is the TEST FIXTURE in tests/fixtures/conda_channel.py (real .conda 
 fixture content). The locking and installing code is the production code `invoke lock` and
 the python_envs role run: conda-lock solving through gymlab.envs.rattler_conda, py-rattler
 installing from the lock.
+
+This machine has no NVIDIA driver: the installs set CONDA_OVERRIDE_CUDA (conda's own way of
+saying which CUDA a host's driver runs) to the CUDA the lock was made for, and the refusal
+tests set it lower or empty (no driver).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,15 +25,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 
 import conda_channel
 
-from gymlab.envs import conda, install, locking
+from gymlab.envs import conda, install, locking, wheelhouse
 from gymlab.envs.profiles import get
 from gymlab.lab.errors import LabError
+
+UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing answers there
 
 ENVIRONMENT = """\
 channels: [defaults]
 platforms: [linux-64]
 dependencies:
   - python=3.11
+  - pip
   - gymlab-fixture-pylib
   - gymlab-fixture-cuda
   - gymlab-fixture-data<2
@@ -36,6 +45,11 @@ dependencies:
 
 def virtual_packages(cuda: str) -> str:
     return f'subdirs:\n  linux-64:\n    packages:\n      __cuda: "{cuda}"\n      __glibc: "2.27"\n'
+
+
+@pytest.fixture(autouse=True)
+def driver_runs_cuda_9(monkeypatch):
+    monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "9.0")
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +64,7 @@ def make_profile(envs: Path, cuda: str = "9.0"):
     root.mkdir(parents=True, exist_ok=True)
     (root / "environment.yml").write_text(ENVIRONMENT)
     (root / "virtual-packages.yml").write_text(virtual_packages(cuda))
-    (root / "profile.yml").write_text("{}\n")
+    (root / "profile.yml").write_text("parts: [conda]\n")
     return get("fixture", envs)
 
 
@@ -72,6 +86,7 @@ def test_lock_pins_every_artifact_by_sha256(channel, locked):
     packages = lock_packages(locked.conda_lock)
     assert set(packages) == {
         "python",
+        "pip",
         "gymlab-fixture-pylib",
         "gymlab-fixture-cuda",
         "gymlab-fixture-data",
@@ -139,3 +154,111 @@ def test_virtual_packages_decide_what_can_be_locked(channel, tmp_path):
     with pytest.raises(LabError, match="__cuda"):
         conda.lock(profile, [url])
     assert not profile.conda_lock.exists()
+
+
+def run_install(capsys, *argv) -> tuple[int, dict]:
+    code = install.main([str(a) for a in argv])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1, out
+    return code, json.loads(out[0])
+
+
+@pytest.mark.parametrize(
+    ("override", "host_has"),
+    [("8.0", "this host has __cuda 8.0"), ("", "this host has no __cuda (no NVIDIA driver found)")],
+)
+def test_a_host_whose_driver_cannot_run_the_locked_cuda_is_refused(
+    locked, tmp_path, monkeypatch, capsys, override, host_has
+):
+    monkeypatch.setenv("CONDA_OVERRIDE_CUDA", override)
+    prefix = tmp_path / "env"
+    code, answer = run_install(capsys, locked.conda_lock, prefix, "--cache", tmp_path / "c")
+    assert code == 1
+    assert answer["error"] == f"gymlab-fixture-cuda 9.0.0 needs __cuda >=9.0; {host_has}"
+    assert not prefix.exists() and not (tmp_path / "c").exists(), "refused before any download"
+
+
+def test_a_newer_driver_runs_the_locked_cuda(locked, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONDA_OVERRIDE_CUDA", "12.2")
+    install.install(locked.conda_lock, tmp_path / "env", tmp_path / "cache")
+    assert install.verify(locked.conda_lock, tmp_path / "env") == []
+
+
+def moved_lock(locked, tmp_path, url: str) -> Path:
+    """The lock as if made against a channel at UNREACHABLE (hashes untouched)."""
+    moved = tmp_path / "conda-lock.yml"
+    moved.write_text(locked.conda_lock.read_text().replace(url, UNREACHABLE))
+    return moved
+
+
+def test_a_mirror_of_the_locked_channel_is_used(channel, locked, tmp_path, capsys):
+    _, url = channel
+    lock = moved_lock(locked, tmp_path, url)
+    code, _ = run_install(capsys, lock, tmp_path / "a", "--cache", tmp_path / "c1")
+    assert code == 1, "the locked URL does not answer: without the mirror nothing installs"
+    mirror = f"{UNREACHABLE}={url.replace('127.0.0.1', 'localhost')}"
+    code, answer = run_install(
+        capsys, lock, tmp_path / "b", "--cache", tmp_path / "c2", "--mirror", mirror
+    )
+    assert (code, answer) == (0, {"ok": True, "problems": []})
+
+
+def test_a_mirror_is_given_as_locked_url_equals_mirror_url(capsys):
+    with pytest.raises(SystemExit):
+        install.main(["lock.yml", "prefix", "--mirror", "conda.lab.example"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "'conda.lab.example': expected LOCKED_CHANNEL_URL=MIRROR_URL" in err
+
+
+def test_archives_fetched_on_the_controller_install_without_a_channel(
+    channel, locked, tmp_path, capsys
+):
+    _, url = channel
+    out = tmp_path / "wheels"
+    envs = locked.root.parent
+    assert wheelhouse.fetch_conda("fixture", out, envs) is True
+    assert wheelhouse.fetch_conda("fixture", out, envs) is False, "a second fetch is a no-op"
+    archives = out / "fixture" / "conda"
+    assert len(list(archives.glob("*.conda"))) == len(lock_packages(locked.conda_lock))
+    lock = moved_lock(locked, tmp_path, url)  # the host has no route to any channel
+    code, answer = run_install(
+        capsys, lock, tmp_path / "env", "--cache", tmp_path / "c", "--archives", archives
+    )
+    assert (code, answer) == (0, {"ok": True, "problems": []})
+    shutil.rmtree(tmp_path / "env")
+    # a genuine archive, but not the locked one: the other version's bytes under its name
+    other = channel[0] / "noarch" / "gymlab-fixture-data-2.0.0-gymlab_fixture_0.conda"
+    shutil.copyfile(other, next(archives.glob("gymlab-fixture-data-*")))
+    code, answer = run_install(
+        capsys, lock, tmp_path / "env", "--cache", tmp_path / "c2", "--archives", archives
+    )
+    assert code == 1 and "hash mismatch" in answer["error"]
+    assert not (tmp_path / "env").exists()
+
+
+def test_the_controller_refuses_an_archive_whose_sha256_is_not_the_locks(locked, tmp_path):
+    envs = tmp_path / "envs"
+    shutil.copytree(locked.root, envs / "fixture")
+    lock = envs / "fixture" / "conda-lock.yml"
+    good = lock_packages(lock)["gymlab-fixture-data"]["hash"]["sha256"]
+    lock.write_text(lock.read_text().replace(good, "0" * 64))
+    with pytest.raises(LabError, match=f"has sha256 {good}, but conda-lock.yml says {'0' * 64}"):
+        wheelhouse.fetch_conda("fixture", tmp_path / "wheels", envs)
+    assert not list((tmp_path / "wheels" / "fixture" / "conda").glob("gymlab-fixture-data*"))
+
+
+@pytest.mark.skipif(
+    conda_channel.host_python_version() is None,
+    reason=f"the fixture python borrows {conda_channel.HOST_PYTHON}, absent here",
+)
+def test_the_prefix_python_runs_the_linked_packages_and_pip(locked, tmp_path):
+    import subprocess
+
+    prefix = tmp_path / "env"
+    install.install(locked.conda_lock, prefix, tmp_path / "cache")
+    done = subprocess.run(
+        [prefix / "bin" / "python", "-c",
+         "import sys, pip, gymlab_fixture_pylib as m; print(sys.prefix, m.ANSWER)"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.split() == [str(prefix), "fixture"]

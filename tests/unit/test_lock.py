@@ -32,14 +32,18 @@ def test_manylinux_platform_refuses_a_glibc_older_than_manylinux():
 
 def test_committed_profiles_read_their_specs():
     names = {p.name: p for p in all_profiles()}
-    assert {"legacy-cuda9", "modern"} <= set(names)
+    assert {"legacy-cuda9", "legacy-cuda9-conda", "modern"} <= set(names)
+    assert names["legacy-cuda9-conda"].parts() == ("conda",)
+    assert names["legacy-cuda9-conda"].virtual_packages()["__cuda"] == "9.0"
     assert names["legacy-cuda9"].python_version() == "3.6"
     assert names["legacy-cuda9"].virtual_packages()["__cuda"] == "9.0"
     assert names["modern"].python_version() == "3.11"
 
 
 def test_committed_locks_are_current_and_hash_every_pin():
-    for profile in all_profiles():
+    with_pypi = [p for p in all_profiles() if "pypi" in p.parts()]
+    assert {"legacy-cuda9", "modern"} <= {p.name for p in with_pypi}
+    for profile in with_pypi:
         assert pypi.is_current(profile), f"{profile.name}: run `invoke lock --env {profile.name}`"
         pins = [line for line in profile.requirements_lock.read_text().splitlines() if "==" in line]
         text = profile.requirements_lock.read_text()

@@ -1,9 +1,15 @@
 """``invoke lock``: lock a profile's two parts, or check that its locks match its spec.
 
+Which parts a profile has is profile.yml's ``parts`` (``[pypi]`` by default):
+
 - PyPI part (requirements.in -> requirements.lock): locked wherever the package index answers.
 - conda part (environment.yml -> conda-lock.yml): locked only against a conda channel given
-  with ``--channel`` (a lab's mirror, or the test suite's fixture channel). Without one the
-  profile's conda part stays unlocked and hosts take Python from their distribution.
+  with ``--channel`` (a lab's mirror, or the test suite's fixture channel). A profile without
+  a conda part takes Python from the hosts' distribution (environment.yml only names it).
+
+``--part conda`` / ``--part pypi`` lock one part only (the other lock is kept as it is).
+``--check`` fails on a stale lock, a missing PyPI lock and a lock of a part the profile does
+not have; a conda part nobody could lock yet (no channel here) is reported, not failed.
 """
 
 from __future__ import annotations
@@ -22,13 +28,24 @@ NO_CHANNEL = (
 )
 
 
-def lock(profile: Profile, channels: list[str], index: str | None = None) -> list[str]:
-    """Regenerate the profile's locks; one line per part saying what happened."""
+def lock(
+    profile: Profile,
+    channels: list[str],
+    index: str | None = None,
+    only: str | None = None,
+) -> list[str]:
+    """Regenerate the profile's locks (``only``: one part); one line per part."""
     done = []
-    if profile.requirements_in.exists():
+    parts = [p for p in profile.parts() if only in (None, p)]
+    if only and not parts:
+        return [f"{profile.name}: no {only} part (profile.yml parts: {list(profile.parts())})"]
+    if "pypi" in parts:
         pypi.write_lock(profile, index)
         done.append(f"{profile.name}: wrote {profile.requirements_lock.name}")
-    if channels:
+    if "conda" not in parts:
+        if channels:
+            done.append(f"{profile.name}: no conda part to lock (profile.yml parts: [pypi])")
+    elif channels:
         conda.lock(profile, channels)
         done.append(f"{profile.name}: wrote {profile.conda_lock.name} ({', '.join(channels)})")
     elif profile.conda_lock.exists():
@@ -38,15 +55,27 @@ def lock(profile: Profile, channels: list[str], index: str | None = None) -> lis
     return done
 
 
+def unlocked(profile: Profile) -> list[str]:
+    """Parts nobody could lock here: a conda part without a channel to solve against."""
+    if "conda" in profile.parts() and not profile.conda_lock.exists():
+        return [f"{profile.name}: " + NO_CHANNEL.format(name=profile.name)]
+    return []
+
+
 def stale(profile: Profile) -> list[str]:
-    """Locks of the profile that no longer match its spec."""
-    problems = []
-    if profile.requirements_in.exists() and not pypi.is_current(profile):
+    """Locks of the profile that no longer match its spec, or that it should not have."""
+    problems = profile.stray_locks()
+    parts = profile.parts()
+    if "pypi" in parts and not profile.requirements_in.is_file():
+        problems.append(
+            f"{profile.name}: profile.yml parts has pypi but there is no requirements.in"
+        )
+    elif "pypi" in parts and not pypi.is_current(profile):
         problems.append(
             f"{profile.name}: requirements.lock does not match requirements.in/environment.yml/"
             f"virtual-packages.yml/profile.yml; run `invoke lock --env {profile.name}`"
         )
-    if profile.conda_lock.exists() and not conda.is_current(profile):
+    if "conda" in parts and profile.conda_lock.exists() and not conda.is_current(profile):
         problems.append(
             f"{profile.name}: conda-lock.yml does not match environment.yml/virtual-packages.yml;"
             f" run `invoke lock --env {profile.name} --channel URL`"
@@ -59,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--envs-dir", type=Path, default=ENVS_DIR)
     parser.add_argument("--env", action="append", default=[])
     parser.add_argument("--channel", action="append", default=[])
+    parser.add_argument("--part", choices=["conda", "pypi"], help="lock this part only")
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     try:
@@ -69,11 +99,13 @@ def main(argv: list[str] | None = None) -> int:
             problems = [p for prof in profiles for p in stale(prof)]
             for line in problems:
                 print(f"stale: {line}")
+            for line in (u for prof in profiles for u in unlocked(prof)):
+                print(f"not locked: {line}")
             if not problems:
                 print(f"locks current: {', '.join(p.name for p in profiles)}")
             return 1 if problems else 0
         for prof in profiles:
-            for line in lock(prof, args.channel):
+            for line in lock(prof, args.channel, only=args.part):
                 print(line)
     except LabError as exc:
         print(f"gymlab: {exc}", file=sys.stderr)

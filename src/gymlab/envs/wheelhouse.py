@@ -1,11 +1,17 @@
 """Download a profile's locked PyPI artifacts on the control machine, for hosts without an index.
 
-    python -m gymlab.envs.wheelhouse --env NAME --out DIR
+    python -m gymlab.envs.wheelhouse --env NAME --out DIR [--envs-dir D] [--conda]
+        [--tool LOCK]
 
 fills ``DIR/NAME`` with exactly the artifacts ``requirements.lock`` pins, for the profile's
 Python and manylinux tag, each checked against its sha256 by pip (``--require-hashes``). A
 stamp with the lock's own sha256 makes a second run a no-op. Labs use the same directory
 layout as an artifact store; molecule mounts it into its hosts (python_envs_wheelhouse).
+
+``--conda`` also fills ``DIR/NAME/conda`` with the archives of the profile's conda-lock.yml,
+downloaded from the locked URLs and checked against the lock's sha256, for hosts without a
+route to the channel. ``--tool LOCK`` fills ``DIR/<name>`` with the hash-pinned wheel of a
+host tool (python_envs' py-rattler, ``roles/python_envs/files/py-rattler.lock``).
 """
 
 from __future__ import annotations
@@ -13,13 +19,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from pathlib import Path
 
 from gymlab.envs import pypi
 from gymlab.envs.profiles import ENVS_DIR, get
+from gymlab.lab.errors import LabError
 
 STAMP = ".gymlab-lock-sha256"
 REPO = ENVS_DIR.parent
@@ -30,6 +40,8 @@ REPRODUCIBLE_EPOCH = "315532800"
 def fetch(name: str, out: Path, envs_dir: Path = ENVS_DIR) -> bool:
     """Fill ``out/name``; True when something was downloaded."""
     profile = get(name, envs_dir)
+    if "pypi" not in profile.parts():
+        return False
     lock = profile.requirements_lock
     digest = hashlib.sha256(lock.read_bytes()).hexdigest()
     target = out / name
@@ -64,6 +76,58 @@ def fetch(name: str, out: Path, envs_dir: Path = ENVS_DIR) -> bool:
         "-r",
         str(lock),
     ]
+    subprocess.run(argv, check=True)
+    stamp.write_text(digest + "\n")
+    return True
+
+
+def fetch_conda(name: str, out: Path, envs_dir: Path = ENVS_DIR) -> bool:
+    """Fill ``out/name/conda`` with the conda lock's archives; True when one was downloaded."""
+    profile = get(name, envs_dir)
+    if "conda" not in profile.parts():
+        return False
+    target = out / name / "conda"
+    target.mkdir(parents=True, exist_ok=True)
+    from gymlab.envs.install import locked_records  # py-rattler reads the lock, as on hosts
+
+    changed = False
+    for record in locked_records(profile.conda_lock):
+        url, sha256 = record.url, record.sha256.hex() if record.sha256 else ""
+        path = target / record.file_name
+        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == sha256:
+            continue
+        partial = path.with_name(path.name + ".part")
+        with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as f:
+            shutil.copyfileobj(response, f)
+        got = hashlib.sha256(partial.read_bytes()).hexdigest()
+        if got != sha256:
+            partial.unlink()
+            raise LabError(
+                f"profile {name}: {url} has sha256 {got}, but conda-lock.yml says {sha256 or None}"
+            )
+        partial.replace(path)
+        changed = True
+    return changed
+
+
+def fetch_tool(lock: Path, out: Path) -> bool:
+    """Fill ``out/<tool>`` with the wheel ``lock`` pins (one package, hash-pinned, abi3)."""
+    text = lock.read_text()
+    pinned = re.search(r"^([A-Za-z0-9_.\-]+)==", text, re.M)
+    if not pinned:
+        raise LabError(f"{lock}: expected a NAME==VERSION line with --hash=sha256: entries")
+    target = out / pinned.group(1)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    stamp = target / STAMP
+    if stamp.is_file() and stamp.read_text().strip() == digest:
+        return False
+    target.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes",
+        "--only-binary", ":all:", "--index-url", pypi.index_url(),
+        "--platform", "manylinux_2_17_x86_64", "--implementation", "cp",
+        "--python-version", "3.10", "--dest", str(target), "-r", str(lock),
+    ]  # fmt: skip
     subprocess.run(argv, check=True)
     stamp.write_text(digest + "\n")
     return True
@@ -108,9 +172,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gymlab.envs.wheelhouse")
     parser.add_argument("--env", required=True, action="append")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--envs-dir", type=Path, default=ENVS_DIR)
     parser.add_argument("--client", action="store_true", help="also build the gymlab wheel")
+    parser.add_argument("--conda", action="store_true", help="also the conda locks' archives")
+    parser.add_argument("--tool", type=Path, action="append", default=[], help="a tool's lock")
     args = parser.parse_args(argv)
-    changed = [name for name in args.env if fetch(name, args.out)]
+    try:
+        changed = [name for name in args.env if fetch(name, args.out, args.envs_dir)]
+        if args.conda:
+            changed += [n for n in args.env if fetch_conda(n, args.out, args.envs_dir)]
+        changed += [str(t) for t in args.tool if fetch_tool(t, args.out)]
+    except LabError as exc:
+        print(f"gymlab: {exc}", file=sys.stderr)
+        return 1
     if args.client and build_client(args.out):
         changed.append("gymlab")
     # last line for Ansible's changed_when
