@@ -87,8 +87,9 @@ def test_the_pypi_part_is_installed_into_the_prefix_python(host, env, profile):
 
 def test_the_env_python_imports_the_conda_and_the_pypi_packages(host, env):
     code = (
-        "import sys, json, gymlab_fixture_pylib, ipykernel; "
-        "print(json.dumps([sys.prefix, gymlab_fixture_pylib.ANSWER, ipykernel.__file__]))"
+        "import os, sys, json, gymlab_fixture_pylib, ipykernel; "
+        "print(json.dumps([os.path.realpath(sys.prefix), gymlab_fixture_pylib.ANSWER, "
+        "os.path.realpath(ipykernel.__file__)]))"
     )
     prefix, answer, ipykernel_file = json.loads(host.check_output(f'{env}/bin/python -c "{code}"'))
     resolved = host.check_output(f"readlink -f {env}")
