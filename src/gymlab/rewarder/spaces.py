@@ -2,7 +2,9 @@
 
 ``{"type": "Discrete", "n": 2, "start": 0}``,
 ``{"type": "Box", "low": [...], "high": [...], "shape": [1], "dtype": "float32"}``,
-``{"type": "MultiDiscrete", "nvec": [...]}``, ``{"type": "MultiBinary", "n": ...}``.
+``{"type": "MultiDiscrete", "nvec": [...]}``, ``{"type": "MultiBinary", "n": ...}``,
+``{"type": "Text", "min_length": 0, "max_length": 64, "charset": "..."}``,
+``{"type": "Dict", "spaces": {"name": {...}, ...}}`` (values: JSON objects of the same keys).
 Non-finite bounds travel as the strings "inf"/"-inf" (strict JSON has no literal).
 """
 
@@ -38,6 +40,15 @@ def space_to_json(space: gymnasium.Space[Any]) -> dict[str, Any]:
         return {"type": "MultiDiscrete", "nvec": to_jsonable(space.nvec)}
     if isinstance(space, spaces.MultiBinary):
         return {"type": "MultiBinary", "n": to_jsonable(space.n)}
+    if isinstance(space, spaces.Text):
+        return {
+            "type": "Text",
+            "min_length": int(space.min_length),
+            "max_length": int(space.max_length),
+            "charset": "".join(space.character_set),
+        }
+    if isinstance(space, spaces.Dict):
+        return {"type": "Dict", "spaces": {k: space_to_json(v) for k, v in space.spaces.items()}}
     raise UnsupportedSpace(f"no JSON form for {type(space).__name__}")
 
 
@@ -65,6 +76,14 @@ def space_from_json(data: dict[str, Any]) -> gymnasium.Space[Any]:
         return spaces.MultiDiscrete(np.asarray(data["nvec"], dtype=np.int64))
     if kind == "MultiBinary":
         return spaces.MultiBinary(data["n"])
+    if kind == "Text":
+        return spaces.Text(
+            max_length=int(data["max_length"]),
+            min_length=int(data.get("min_length", 1)),
+            charset=str(data["charset"]),
+        )
+    if kind == "Dict":
+        return spaces.Dict({str(k): space_from_json(v) for k, v in data["spaces"].items()})
     raise UnsupportedSpace(f"unknown space type {kind!r}")
 
 
@@ -84,6 +103,14 @@ def value_from_json(space: gymnasium.Space[Any], value: Any) -> Any:
         if isinstance(space, (spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary)):
             array = np.asarray(_floats(value) if isinstance(space, spaces.Box) else value)
             return array.astype(space.dtype).reshape(space.shape)
+        if isinstance(space, spaces.Text):
+            if not isinstance(value, str):
+                raise ValueError("a Text value must be a string")
+            return value
+        if isinstance(space, spaces.Dict):
+            if not isinstance(value, dict) or set(value) != set(space.spaces):
+                raise ValueError(f"a Dict value must be an object with keys {sorted(space.spaces)}")
+            return {k: value_from_json(sub, value[k]) for k, sub in space.spaces.items()}
         raise UnsupportedSpace(f"no JSON values for {type(space).__name__}")
     except UnsupportedSpace:
         raise

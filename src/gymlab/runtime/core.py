@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 from gymlab.rewarder.protocol import MAX_FPS, MIN_FPS, Mode
 from gymlab.rewarder.server import RewarderServer
+from gymlab.runtime.browser import TASK_HEIGHT, TASK_WIDTH, BrowserHost, is_browser_env, task_page
 from gymlab.runtime.envs import ConfigError, EnvCatalog, make_env
-from gymlab.runtime.host import EnvHost, render, resolve_keymap
+from gymlab.runtime.host import Backend, EnvHost, render, resolve_keymap
 from gymlab.runtime.local import pid_alive, port_holder, process_start_time
 from gymlab.runtime.xvnc import (
     XvncError,
@@ -255,7 +256,7 @@ class Runtime:
         self.ready = asyncio.Event()
         self.display: int | None = None
         self.rewarder_port: int | None = None
-        self.host: EnvHost | None = None
+        self.host: Backend | None = None
         self.workdir: Path | None = None
         self._stop = asyncio.Event()
         self._stop_requested = False
@@ -293,10 +294,15 @@ class Runtime:
         tasks: list[asyncio.Task[Any]] = []
         x_fd: int | None = None
         try:
-            catalog, env, keymap = config.load_env()
-            env.reset()
-            first = render(env)
-            height, width = first.shape[:2]
+            browser = is_browser_env(config.env_id)
+            if browser:  # the program draws its own window at the task's size
+                task_page(config.env_id)
+                width, height = TASK_WIDTH, TASK_HEIGHT
+            else:
+                catalog, env, keymap = config.load_env()
+                env.reset()
+                first = render(env)
+                height, width = first.shape[:2]
             passwd = workdir / "vncpasswd"
             passwd.touch(mode=0o600)
             passwd.write_bytes(vnc_password_file_bytes(config.password))
@@ -319,10 +325,14 @@ class Runtime:
             )
             await xvnc.start()
             self.display = xvnc.display
-            from gymlab.runtime.xwindow import FrameWindow
+            host: Backend
+            if browser:
+                host = self.host = BrowserHost(config, xvnc.display_name, xauth, workdir)
+            else:
+                from gymlab.runtime.xwindow import FrameWindow
 
-            window = FrameWindow(xvnc.display_name, width, height, xauth)
-            host = self.host = EnvHost(config, env, first, window, catalog, keymap)
+                window = FrameWindow(xvnc.display_name, width, height, xauth)
+                host = self.host = EnvHost(config, env, first, window, catalog, keymap)
             rewarder = RewarderServer(
                 host,
                 password=config.password,
@@ -342,9 +352,11 @@ class Runtime:
                 return 1
             server = host.server = rewarder
             self.rewarder_port = server.port
+            await host.start()
             loop = asyncio.get_running_loop()
-            x_fd = window.fileno()
-            loop.add_reader(x_fd, self._on_x_readable, window, x_fd)
+            if window is not None:
+                x_fd = window.fileno()
+                loop.add_reader(x_fd, self._on_x_readable, window, x_fd)
             log.info(
                 "runtime ready: %s (%s, %g fps) on display :%s, VNC %s:%d, rewarder %s:%d",
                 config.env_id,

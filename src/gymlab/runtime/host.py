@@ -65,14 +65,76 @@ def render(env: gymnasium.Env[Any, Any]) -> np.ndarray:
     return np.ascontiguousarray(frame, dtype=np.uint8)
 
 
-class EnvHost:
-    """The env, its display window and its clocks; the rewarder's backend.
+class Backend:
+    """What every runtime backend shares: the clocks, the env thread, the lock, the server.
 
-    The env's own work (``step``, ``reset``, ``render``, building a new env) runs on one
-    worker thread, so a slow environment cannot stall pings and handshakes on the loop;
-    drawing into X and every push stay on the loop, in order. One lock serialises the
-    env's users (real-time ticks, client resets, lockstep steps).
+    The env's own work (``step``, ``reset``, ``render``, building a new env, driving a
+    browser) runs on one worker thread, so a slow environment cannot stall pings and
+    handshakes on the loop; drawing into X and every push stay on the loop, in order. One
+    lock serialises the env's users (real-time ticks, client resets, lockstep steps).
+    Subclasses give :meth:`describe`, :meth:`reset`, :meth:`step`, :meth:`tick`, :meth:`close`.
     """
+
+    def __init__(self, config: RuntimeConfig) -> None:
+        self.config = config
+        self.mode = p.Mode(config.mode)
+        self.env_id = config.env_id
+        self.fps = config.fps
+        self.frame = 0
+        self.server: RewarderServer | None = None
+        self._env_thread = ThreadPoolExecutor(1, thread_name_prefix="gymlab-env")
+        self._env_lock = asyncio.Lock()
+        self._clock_changed = asyncio.Event()
+
+    async def start(self) -> None:
+        """Called once the rewarder serves (its first pushes can go out)."""
+
+    def close(self) -> None:
+        """Stop the env thread."""
+        self._env_thread.shutdown(wait=True, cancel_futures=True)
+
+    async def _off_loop(self, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._env_thread, func, *args)
+
+    @property
+    def _server(self) -> RewarderServer:
+        if self.server is None:
+            raise RuntimeError("the env host serves no rewarder yet")
+        return self.server
+
+    def _take_fps(self, request: p.Reset) -> None:
+        """A reset may change the real-time frame rate."""
+        if request.fps is not None and request.fps != self.fps:
+            self.fps = request.fps
+            self._clock_changed.set()  # a sleeping real-time clock picks it up now
+
+    async def tick(self) -> None:
+        raise NotImplementedError
+
+    async def run_realtime(self) -> None:
+        """Tick at ``fps`` until cancelled.
+
+        A late tick moves the schedule instead of bursting; a new ``fps`` (from a reset)
+        wakes the clock at once and starts a new schedule.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        while True:
+            await self.tick()
+            period = 1.0 / self.fps
+            deadline += period
+            delay = deadline - loop.time()
+            if delay < -period:
+                deadline, delay = loop.time(), 0.0
+            self._clock_changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._clock_changed.wait(), max(0.0, delay))
+            if self._clock_changed.is_set():
+                deadline = loop.time()
+
+
+class EnvHost(Backend):
+    """A Gymnasium env drawn into the display window, with its key map for real time."""
 
     def __init__(
         self,
@@ -83,37 +145,20 @@ class EnvHost:
         catalog: EnvCatalog,
         keymap: KeyMap | None,
     ) -> None:
-        self.config = config
-        self.mode = p.Mode(config.mode)
-        self.env_id = config.env_id
+        super().__init__(config)
         self.env = env
         self.window = window
         self.catalog = catalog
-        self.fps = config.fps
         self.keymap = keymap
-        self.frame = 0
-        self.server: RewarderServer | None = None
         self._tick = 0
-        self._env_thread = ThreadPoolExecutor(1, thread_name_prefix="gymlab-env")
-        self._env_lock = asyncio.Lock()
-        self._clock_changed = asyncio.Event()
         #: the last episode ended on a step that asked the runtime not to reset
         self._ended = False
         self._show(first_frame)
 
     def close(self) -> None:
         """Stop the env thread and close the env."""
-        self._env_thread.shutdown(wait=True, cancel_futures=True)
+        super().close()
         self.env.close()
-
-    async def _off_loop(self, func: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._env_thread, func, *args)
-
-    @property
-    def _server(self) -> RewarderServer:
-        if self.server is None:
-            raise RuntimeError("the env host serves no rewarder yet")
-        return self.server
 
     # RewarderBackend
 
@@ -133,9 +178,7 @@ class EnvHost:
     async def reset(self, request: p.Reset) -> p.ResetReply:
         """Client reset; the reply goes out after the reset frame is drawn."""
         async with self._env_lock:
-            if request.fps is not None and request.fps != self.fps:
-                self.fps = request.fps
-                self._clock_changed.set()  # a sleeping real-time clock picks it up now
+            self._take_fps(request)
             episode_id = await self._reset(
                 env_id=request.env_id, seed=request.seed, hint=request.episode_id, requested=True
             )
@@ -297,24 +340,3 @@ class EnvHost:
             )
             self._tick += 1
             await self._advance(action_from_json(self.env.action_space, action_json), action_json)
-
-    async def run_realtime(self) -> None:
-        """Tick at ``fps`` until cancelled.
-
-        A late tick moves the schedule instead of bursting; a new ``fps`` (from a reset)
-        wakes the clock at once and starts a new schedule.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time()
-        while True:
-            await self.tick()
-            period = 1.0 / self.fps
-            deadline += period
-            delay = deadline - loop.time()
-            if delay < -period:
-                deadline, delay = loop.time(), 0.0
-            self._clock_changed.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._clock_changed.wait(), max(0.0, delay))
-            if self._clock_changed.is_set():
-                deadline = loop.time()

@@ -33,7 +33,7 @@ _EVENT_MASK = (
 )
 
 
-def _open_display(name: str, xauthority: Path | None) -> xdisplay.Display:
+def open_display(name: str, xauthority: Path | None) -> xdisplay.Display:
     """Connect with the cookie in ``xauthority`` (python-xlib reads $XAUTHORITY)."""
     if xauthority is None:
         return xdisplay.Display(name)
@@ -56,7 +56,7 @@ class FrameWindow:
     ) -> None:
         self.width = width
         self.height = height
-        self.display = _open_display(display_name, xauthority)
+        self.display = open_display(display_name, xauthority)
         screen = self.display.screen()
         self._depth = screen.root_depth
         self._channels = self._channel_bytes(screen)
