@@ -321,6 +321,7 @@ class Runtime:
                     display=config.display,
                     executable=config.xvnc_executable,
                     xauthority=xauth,
+                    cursor=not browser,
                 )
             )
             await xvnc.start()

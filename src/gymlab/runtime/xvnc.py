@@ -79,6 +79,9 @@ class XvncOptions:
     # Xvnc sends each client at most this many updates a second (its default, 60, makes a
     # lockstep pixel fetch wait up to ~16 ms for the next slot). Well above any tick rate.
     max_updates_per_second: int = 1000
+    # Whether Xvnc draws the X pointer into the framebuffer. Browser runtimes turn it off:
+    # agents then see the page's pixels only, exactly what a screenshot of the display holds.
+    cursor: bool = True
 
 
 def xvnc_command(options: XvncOptions, displayfd: int | None) -> list[str]:
@@ -109,6 +112,8 @@ def xvnc_command(options: XvncOptions, displayfd: int | None) -> list[str]:
     ]
     if options.xauthority is not None:
         cmd += ["-auth", str(options.xauthority)]
+    if not options.cursor:
+        cmd.append("-nocursor")
     if options.bind in ("127.0.0.1", "localhost"):
         cmd.append("-localhost")
     elif options.bind not in ("0.0.0.0", "", "*"):
