@@ -38,9 +38,24 @@ def test_discrete_json_shape() -> None:
 
 def test_unsupported() -> None:
     with pytest.raises(UnsupportedSpace):
-        space_to_json(spaces.Text(5))
+        space_to_json(spaces.Graph(spaces.Discrete(2), None))
     with pytest.raises(UnsupportedSpace):
         space_from_json({"type": "Graph"})
+
+
+def test_dict_and_text_round_trip_and_check_values() -> None:
+    space = spaces.Dict(
+        {"kind": spaces.Discrete(3), "at": spaces.Box(0, 9, (2,)), "text": spaces.Text(8)}
+    )
+    assert space_from_json(json.loads(json.dumps(space_to_json(space)))) == space
+    action = action_from_json(space, {"kind": 2, "at": [1.5, 2], "text": "hi"})
+    assert action["kind"] == 2 and action["text"] == "hi" and action["at"].tolist() == [1.5, 2.0]
+    with pytest.raises(ValueError, match="an object with keys"):
+        action_from_json(space, {"kind": 2})
+    with pytest.raises(ValueError, match="a Text value must be a string"):
+        action_from_json(space, {"kind": 2, "at": [1, 2], "text": 5})
+    with pytest.raises(ValueError, match="is not in Dict"):
+        action_from_json(space, {"kind": 2, "at": [1, 20], "text": "hi"})
 
 
 def test_actions_are_converted_and_checked() -> None:
