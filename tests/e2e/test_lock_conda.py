@@ -262,3 +262,29 @@ def test_the_prefix_python_runs_the_linked_packages_and_pip(locked, tmp_path):
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert done.stdout.split() == [str(prefix), "fixture"]
+
+
+@pytest.mark.parametrize(
+    ("reported", "code", "error"),
+    [
+        # what `micromamba info --json` lists as "virtual packages"
+        (["__unix=0=0", "__glibc=2.27=0", "__cuda=12.2=0"], 0, None),
+        (["__unix=0=0", "__glibc=2.27=0", "__cuda=8.0=0"], 1, "this host has __cuda 8.0"),
+        (["__unix=0=0", "__glibc=2.27=0"], 1, "this host has no __cuda"),
+    ],
+)
+def test_micromamba_hosts_are_checked_with_what_micromamba_reports(
+    locked, capsys, reported, code, error
+):
+    argv = [locked.conda_lock, "-", "--check-host-only"]
+    got, answer = run_install(capsys, *argv, *(f"--host-virtual={v}" for v in reported))
+    assert got == code
+    if error:
+        assert answer["error"].startswith("gymlab-fixture-cuda 9.0.0 needs __cuda >=9.0; " + error)
+
+
+def test_a_bad_virtual_package_is_named(locked, capsys):
+    with pytest.raises(SystemExit):
+        install.main([str(locked.conda_lock), "-", "--check-host-only", "--host-virtual", "cuda"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "'cuda': expected a virtual package as __NAME=VERSION" in err

@@ -16,7 +16,9 @@ source, each archive's sha256 must be the lock's.
 Before anything is downloaded, the packages' virtual dependencies (``__cuda``, ``__glibc``...)
 are checked against this host, as conda checks them at solve time: a host whose driver cannot
 run the locked CUDA is refused in one line naming both versions. ``CONDA_OVERRIDE_CUDA`` and
-the other ``CONDA_OVERRIDE_*`` variables are honoured, as by conda.
+the other ``CONDA_OVERRIDE_*`` variables are honoured, as by conda. Hosts that install with
+micromamba instead have that check made on the control machine against what the host's
+micromamba reports (``--check-host-only --host-virtual __cuda=12.2 ...``).
 
 Needs only py-rattler and the standard library, so hosts can run this file on its own.
 """
@@ -198,6 +200,15 @@ def _mirror(text: str) -> tuple[str, str]:
     return locked, url
 
 
+def _virtual(text: str) -> tuple[str, rattler.Version]:
+    """``__cuda=12.2`` or micromamba's ``__cuda=12.2=0``."""
+    name, sep, rest = text.partition("=")
+    version = rest.split("=")[0]
+    if not sep or not name.startswith("__") or not version:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a virtual package as __NAME=VERSION")
+    return name, rattler.Version(version)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gymlab.envs.install")
     parser.add_argument("lock", type=Path)
@@ -206,7 +217,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path)
     parser.add_argument("--mirror", type=_mirror, action="append", default=[])
     parser.add_argument("--archives", type=Path)
+    parser.add_argument("--check-host-only", action="store_true", help="check, install nothing")
+    parser.add_argument("--host-virtual", type=_virtual, action="append", default=None)
     args = parser.parse_args(argv)
+    if args.check_host_only:
+        try:
+            have = dict(args.host_virtual) if args.host_virtual is not None else None
+            check_host(locked_records(args.lock), have)
+        except (HostMismatch, LockMismatch) as exc:
+            print(json.dumps({"ok": False, "error": " ".join(str(exc).split())}))
+            return 1
+        print(json.dumps({"ok": True, "problems": []}))
+        return 0
     try:
         if not args.verify_only:
             install(args.lock, args.prefix, args.cache, dict(args.mirror), args.archives)
