@@ -8,7 +8,10 @@ c. four lockstep remotes through one :class:`RemoteVectorEnv` (aggregate env ste
 d. four real-time remotes at 60 fps: runtime ticks/s, client VNC updates/s and agent steps/s
    per remote; observation lag and reward lag (see :class:`LagProbe` for the method);
 e. VNC bytes per lockstep step for ZRLE and Raw;
-f. resident memory of one runtime (runtime process + its Xvnc) and of the client per remote.
+f. resident memory of one runtime (runtime process + its Xvnc) and of the client per remote;
+g. a web task (MiniWoB++ ``click-test-2``, when the browser runtime's parts are installed):
+   episodes/s and steps/s of one browser runtime in lockstep and in real time (clicks as VNC
+   pointer events), next to MiniWoB++'s own in-process Selenium loop (headless Chromium).
 
 Numbers are reported against targets, never tuned to meet them.
 """
@@ -122,6 +125,191 @@ def bench_bytes(runtime: LocalRuntime, password: str, seconds: float) -> dict[st
             out[encoding] = (vnc.stats.bytes_received - first) / max(1, result["vector_steps"])
         finally:
             env.close()
+    return out
+
+
+WEB_TASK = "miniwob/click-test-2-v1"
+
+
+def _scalar(value: Any) -> float:
+    return float(np.asarray(value, dtype=float).ravel()[0])
+
+
+def click_target(utterance: str, elements: Any) -> tuple[float, float]:
+    """Where click-test-2's scripted agent clicks: the centre of the button it names."""
+    name = utterance.removeprefix("Click button ").rstrip(".").strip()
+    for element in elements:
+        if str(element["tag"]).upper() == "BUTTON" and element["text"] == name:
+            return (
+                _scalar(element["left"]) + _scalar(element["width"]) / 2,
+                _scalar(element["top"]) + _scalar(element["height"]) / 2,
+            )
+    raise RuntimeError(f"no button for {utterance!r} on the page")
+
+
+def web_task_missing() -> str | None:
+    """Why section (g) cannot run here, or None."""
+    import importlib.util
+    import shutil
+
+    from gymlab.runtime import browser
+
+    for module in ("miniwob", "selenium"):
+        if importlib.util.find_spec(module) is None:
+            return f"the {module} package is not installed (pip install 'gymlab[browser]')"
+    for exe in (browser.CHROMIUM, browser.CHROMEDRIVER):
+        if shutil.which(exe) is None:
+            return f"{exe} is not installed (Debian: chromium, chromium-driver)"
+    return None
+
+
+def bench_web_inprocess(seconds: float) -> dict[str, Any]:
+    """(g) MiniWoB++'s own loop: its Gymnasium env drives headless Chromium with Selenium."""
+    import gymnasium
+    import miniwob
+    from miniwob.action import ActionTypes
+
+    from gymlab.runtime import browser
+
+    os.environ.setdefault("MINIWOB_CHROME_BINARY", browser.CHROMIUM)
+    os.environ.setdefault("MINIWOB_CHROMEDRIVER", browser.CHROMEDRIVER)
+    gymnasium.register_envs(miniwob)
+    env = gymnasium.make(WEB_TASK)
+    try:
+        unwrapped: Any = env.unwrapped
+
+        def click(obs: Any) -> Any:
+            x, y = click_target(obs["utterance"], obs["dom_elements"])
+            return unwrapped.create_action(ActionTypes.CLICK_COORDS, coords=np.array([x, y]))
+
+        noop = unwrapped.create_action(ActionTypes.NONE)
+        return _web_loop(
+            seconds,
+            reset=lambda seed: env.reset(seed=seed)[0],
+            solve=lambda obs: env.step(click(obs))[1],
+            idle=lambda obs: env.step(noop)[0],
+        )
+    finally:
+        env.close()
+
+
+def _web_loop(seconds: float, reset: Any, solve: Any, idle: Any) -> dict[str, Any]:
+    """Episodes solved by one click each for ``seconds``, then no-op steps for ``seconds``."""
+    episodes = wins = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        wins += solve(reset(episodes)) > 0
+        episodes += 1
+    elapsed = time.perf_counter() - start
+    obs, steps = reset(episodes), 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        obs = idle(obs)
+        steps += 1
+    return {
+        "episodes_per_s": episodes / elapsed,
+        "success": wins / max(1, episodes),
+        "steps_per_s": steps / (time.perf_counter() - start),
+    }
+
+
+def bench_web_lockstep(runtime: LocalRuntime, seconds: float) -> dict[str, Any]:
+    """(g) the same scripted agent against a lockstep browser runtime (rewarder only)."""
+    from gymlab.rewarder.client import RewarderClient
+
+    noop = {"action_type": 0, "coords": [0, 0], "ref": 0, "key": "", "text": ""}
+
+    async def main() -> dict[str, Any]:
+        async with await RewarderClient.connect(
+            "127.0.0.1", runtime.rewarder_port, runtime.password
+        ) as client:
+            loop = asyncio.get_running_loop()
+
+            def page() -> dict[str, Any]:
+                assert client.last_observation is not None
+                return client.last_observation.observation
+
+            def run(coro: Any) -> Any:  # the loop helpers are sync; run them on this loop
+                return asyncio.run_coroutine_threadsafe(coro, loop).result()
+
+            async def reset(seed: int) -> dict[str, Any]:
+                await client.reset(seed=seed)
+                return page()
+
+            async def solve(obs: dict[str, Any]) -> float:
+                x, y = click_target(obs["utterance"], obs["elements"])
+                return (await client.step({**noop, "action_type": 1, "coords": [x, y]})).reward
+
+            async def idle(obs: dict[str, Any]) -> dict[str, Any]:
+                await client.step(noop)
+                return obs
+
+            return await loop.run_in_executor(
+                None,
+                lambda: _web_loop(
+                    seconds,
+                    reset=lambda seed: run(reset(seed)),
+                    solve=lambda obs: run(solve(obs)),
+                    idle=lambda obs: run(idle(obs)),
+                ),
+            )
+
+    return asyncio.run(main())
+
+
+def bench_web_realtime(runtime: LocalRuntime, seconds: float) -> dict[str, Any]:
+    """(g) real time: clicks as VNC pointer events; an episode ends when the page says so."""
+    from gymlab.client.vnc import VNCConnection
+    from gymlab.rewarder import protocol as p
+    from gymlab.rewarder.client import RewarderClient
+
+    async def main() -> dict[str, Any]:
+        ends: asyncio.Queue[p.Reward] = asyncio.Queue()
+        async with (
+            await RewarderClient.connect(
+                "127.0.0.1", runtime.rewarder_port, runtime.password
+            ) as client,
+            await VNCConnection.connect("127.0.0.1", runtime.vnc_port, runtime.password) as vnc,
+        ):
+            client.add_listener(
+                lambda e: ends.put_nowait(e) if isinstance(e, p.Reward) and e.terminated else None
+            )
+            await client.reset(seed=0)
+            episodes = wins = 0
+            start = time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                obs = client.last_observation
+                assert obs is not None
+                x, y = (int(v) for v in click_target(
+                    obs.observation["utterance"], obs.observation["elements"]
+                ))  # fmt: skip
+                for mask in (0, 1, 0):
+                    await vnc.pointer_event(x, y, mask)
+                end = await asyncio.wait_for(ends.get(), 15)
+                episodes, wins = episodes + 1, wins + (end.reward > 0)
+                while True:  # the runtime begins the next episode itself
+                    latest = client.last_observation
+                    if latest is not None and (latest.episode_id or 0) > (end.episode_id or 0):
+                        break
+                    await asyncio.sleep(0.005)
+            elapsed = time.perf_counter() - start
+        return {"episodes_per_s": episodes / elapsed, "success": wins / max(1, episodes)}
+
+    return asyncio.run(main())
+
+
+def bench_web(seconds: float, fps: float) -> dict[str, Any]:
+    """(g) all three loops; ``{"skipped": reason}`` where the parts are missing."""
+    missing = web_task_missing()
+    if missing is not None:
+        return {"skipped": missing}
+    out: dict[str, Any] = {"inprocess": bench_web_inprocess(seconds)}
+    with local_runtimes(1, WEB_TASK, mode=Mode.LOCKSTEP, ready_timeout=READY_TIMEOUT) as (rt,):
+        out["lockstep"] = bench_web_lockstep(rt, seconds)
+    with local_runtimes(1, WEB_TASK, mode=Mode.REALTIME, fps=fps, ready_timeout=READY_TIMEOUT) as (
+        rt,
+    ):
+        out["realtime"] = bench_web_realtime(rt, seconds)
     return out
 
 
@@ -371,7 +559,33 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
             _verdict(rt_rss <= 200 * 2**20),
         ),
         Row("f", "client RSS growth per remote", _mb(c["client_rss_per_remote"])),
+        *web_rows(r.get("g")),
     ]
+
+
+def web_rows(g: dict[str, Any] | None) -> list[Row]:
+    """Section (g)'s rows: the browser runtime's loops as ratios of MiniWoB++'s own."""
+    if g is None:
+        return []
+    if "skipped" in g:
+        return [Row("g", f"{WEB_TASK}: skipped", g["skipped"])]
+    base = g["inprocess"]
+
+    def against(result: dict[str, Any], key: str) -> str:
+        ratio = result[key] / base[key] if base[key] else float("nan")
+        return f"{result[key]:.1f}/s = {ratio:.2f}x in-process"
+
+    ok = lambda result: f", {result['success']:.0%} solved"  # noqa: E731
+    return [
+        Row("g", f"{WEB_TASK}, MiniWoB++ in-process (Selenium)",
+            f"{base['episodes_per_s']:.1f} episodes/s{ok(base)}, "
+            f"{base['steps_per_s']:.1f} no-op steps/s"),
+        Row("g", "  browser runtime, lockstep: episodes",
+            against(g["lockstep"], "episodes_per_s") + ok(g["lockstep"])),
+        Row("g", "  browser runtime, lockstep: no-op steps", against(g["lockstep"], "steps_per_s")),
+        Row("g", "  browser runtime, real time (VNC clicks): episodes",
+            against(g["realtime"], "episodes_per_s") + ok(g["realtime"])),
+    ]  # fmt: skip
 
 
 def format_table(rows: list[Row]) -> str:
@@ -416,6 +630,8 @@ def run_bench(
         password = runtimes[0].password
         print(f"(d) 4 realtime remotes at {fps:g} fps, {span:.0f} s ...", file=sys.stderr)
         results["d"] = bench_realtime(runtimes, password, span, fps)
+    print(f"(g) web task {WEB_TASK}, 3 loops of {span:.0f} s ...", file=sys.stderr)
+    results["g"] = bench_web(span, fps)
     results["loadavg_after"] = os.getloadavg()
     results["wall_seconds"] = time.monotonic() - start
     return results

@@ -27,6 +27,9 @@ ROWS = [
     "bytes per lockstep step, Raw",
     "RSS of one runtime (process + Xvnc)",
     "client RSS growth per remote",
+    "MiniWoB++ in-process (Selenium)",
+    "browser runtime, lockstep: episodes",
+    "browser runtime, real time (VNC clicks): episodes",
 ]
 
 
@@ -58,6 +61,9 @@ def test_quick_bench_prints_every_row_and_writes_json(tmp_path: Path) -> None:
     assert len(data["d"]["runtime_fps"]) == 4 and data["d"]["updates_total"] > 0
     assert data["e"]["raw"] > data["e"]["zrle"] > 0
     assert data["c"]["runtime_rss"] > 0
+    web = data["g"]  # the browser runtime's parts are installed by ./lab
+    assert web["lockstep"]["episodes_per_s"] > 0 and web["realtime"]["episodes_per_s"] > 0
+    assert web["inprocess"]["success"] > 0.5 and web["lockstep"]["success"] > 0.5
 
 
 def test_bench_rejects_bad_options() -> None:

@@ -322,22 +322,28 @@ class MiniWoBPage:
         self.chromium.settle()
 
     def state(self) -> PageState:
-        done, reward, raw, reason = self.chromium.script(
-            "return [WOB_DONE_GLOBAL, WOB_REWARD_GLOBAL, WOB_RAW_REWARD_GLOBAL, WOB_REWARD_REASON];"
-        )
-        return PageState(bool(done), float(reward or 0.0), float(raw or 0.0), reason)
-
-    def utterance(self) -> str:
-        response = self.chromium.script("return core.getUtterance();")
-        return str(response["utterance"] if isinstance(response, dict) else response)
+        return self.snapshot(with_page=False)[0]
 
     def observation(self) -> dict[str, Any]:
         """The utterance and the page's elements with their display coordinates."""
+        return self.snapshot()[1]
+
+    def snapshot(self, with_page: bool = True) -> tuple[PageState, dict[str, Any]]:
+        """The page's state and (``with_page``) its observation, in one round trip."""
+        done, reward, raw, reason, utterance, root = self.chromium.script(
+            "const page = arguments[0];"
+            "return [WOB_DONE_GLOBAL, WOB_REWARD_GLOBAL, WOB_RAW_REWARD_GLOBAL,"
+            " WOB_REWARD_REASON, page ? core.getUtterance() : null,"
+            " page ? core.getDOMInfo() : null];",
+            with_page,
+        )
+        state = PageState(bool(done), float(reward or 0.0), float(raw or 0.0), reason)
+        if isinstance(utterance, dict):
+            utterance = utterance.get("utterance", "")
         elements: list[dict[str, Any]] = []
-        root = self.chromium.script("return core.getDOMInfo();")
         if isinstance(root, dict):
             _elements(root, elements)
-        return {"utterance": self.utterance(), "elements": elements}
+        return state, {"utterance": str(utterance or ""), "elements": elements}
 
     def element_center(self, ref: int) -> tuple[float, float]:
         for element in self.observation()["elements"]:
@@ -487,7 +493,7 @@ class BrowserHost(Backend):
         elif kind == "TYPE_TEXT":
             xinput.type(action["text"])
         self.chromium.settle()
-        return self._page.state(), self._page.observation()
+        return self._page.snapshot()
 
     async def _report(
         self, state: PageState, page: dict[str, Any], action: Any, *, autoreset: bool = True
