@@ -203,7 +203,9 @@ def test_extra_packages_are_installed_for_the_runtimes(host, runtimes):
         pytest.skip("no gym_runtime_extra_packages for this host")
     requirements = host.file(f"{_wheelhouse_dir(host)}/requirements.txt").content_string
     if host.ansible.get_variables().get("gym_runtime_mode", "container") == "container":
-        python = "docker exec gym-runtime-0 /opt/gymlab/bin/python"
+        # the last runtime: runtime 0 is the one test_killed_runtime... restarts
+        last = len(runtimes) - 1
+        python = f"docker exec gym-runtime-{last} /opt/gymlab/bin/python"
     else:
         python = "/opt/gymlab/runtime/venv/bin/python"
     for pin in extras:
