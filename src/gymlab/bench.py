@@ -4,7 +4,9 @@ Sections (CartPole-v1 throughout, runtimes started here on loopback):
 
 a. in-process Gymnasium with ``render()`` (rgb_array) every step: the baseline steps/s;
 b. one lockstep remote through :class:`RemoteVectorEnv`, pixels over VNC;
-c. four lockstep remotes through one :class:`RemoteVectorEnv` (aggregate env steps/s);
+c. four lockstep remotes through one :class:`RemoteVectorEnv` (aggregate env steps/s), next
+   to what a researcher would use instead: Gymnasium's ``AsyncVectorEnv`` over four envs with
+   pixel observations (``AddRenderObservation``), in the same run;
 d. four real-time remotes at 60 fps: runtime ticks/s, client VNC updates/s and agent steps/s
    per remote; observation lag and reward lag (see :class:`LagProbe` for the method);
 e. VNC bytes per lockstep step for ZRLE and Raw;
@@ -69,6 +71,25 @@ def bench_inprocess(seconds: float) -> dict[str, Any]:
     elapsed = time.perf_counter() - start
     env.close()
     return {"steps": steps, "seconds": elapsed, "steps_per_s": steps / elapsed}
+
+
+def bench_async_vector(seconds: float, n: int = 4) -> dict[str, Any]:
+    """(c) the local baseline: ``AsyncVectorEnv`` of ``n`` envs, rendered frames as observations."""
+    import gymnasium
+    from gymnasium.wrappers import AddRenderObservation
+
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # inherited by the worker processes
+    env = gymnasium.make_vec(
+        ENV_ID,
+        num_envs=n,
+        vectorization_mode="async",
+        render_mode="rgb_array",
+        wrappers=[AddRenderObservation],
+    )
+    try:
+        return _run_vector(env, seconds)
+    finally:
+        env.close()
 
 
 def _run_vector(env: Any, seconds: float) -> dict[str, Any]:
@@ -527,6 +548,7 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
             ">= 1.5x (b)",
             _verdict(ratio_c >= 1.5),
         ),
+        *async_rows(r),
         Row("d", "4 remotes realtime: runtime ticks/s", rates(d["runtime_fps"]), ">= 57"),
         Row(
             "d",
@@ -560,6 +582,17 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
         ),
         Row("f", "client RSS growth per remote", _mb(c["client_rss_per_remote"])),
         *web_rows(r.get("g")),
+    ]
+
+
+def async_rows(r: dict[str, Any]) -> list[Row]:
+    """The AsyncVectorEnv baseline and the 4 remotes as a ratio of it."""
+    if "c_async" not in r:
+        return []
+    base, remotes = r["c_async"]["steps_per_s"], r["c"]["steps_per_s"]
+    return [
+        Row("c", "Gymnasium AsyncVectorEnv(4), pixel observations", f"{base:.0f} steps/s"),
+        Row("c", "  4 lockstep remotes as a ratio of it", f"{remotes / base:.2f}x"),
     ]
 
 
@@ -622,6 +655,8 @@ def run_bench(
         results["b"] = bench_lockstep(runtimes[:1], password, span)
         print(f"(c) 4 lockstep remotes, {span:.0f} s ...", file=sys.stderr)
         results["c"] = bench_lockstep(runtimes, password, span)
+        print(f"(c) AsyncVectorEnv(4) with pixel observations, {span:.0f} s ...", file=sys.stderr)
+        results["c_async"] = bench_async_vector(span)
         print("(e) bytes per frame per encoding ...", file=sys.stderr)
         results["e"] = bench_bytes(runtimes[0], password, max(1.0, span / 2))
     with local_runtimes(

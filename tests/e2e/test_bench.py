@@ -19,6 +19,8 @@ ROWS = [
     "in-process CartPole + render()",
     "1 remote, lockstep, pixels over VNC",
     "4 remotes, lockstep, RemoteVectorEnv",
+    "Gymnasium AsyncVectorEnv(4), pixel observations",
+    "4 lockstep remotes as a ratio of it",
     "4 remotes realtime: runtime ticks/s",
     "client VNC updates/s per remote",
     "observation lag p50 / p95 (ms)",
@@ -61,6 +63,7 @@ def test_quick_bench_prints_every_row_and_writes_json(tmp_path: Path) -> None:
     assert len(data["d"]["runtime_fps"]) == 4 and data["d"]["updates_total"] > 0
     assert data["e"]["raw"] > data["e"]["zrle"] > 0
     assert data["c"]["runtime_rss"] > 0
+    assert data["c_async"]["env_steps"] > 0
     web = data["g"]  # the browser runtime's parts are installed by ./lab
     assert web["lockstep"]["episodes_per_s"] > 0 and web["realtime"]["episodes_per_s"] > 0
     assert web["inprocess"]["success"] > 0.5 and web["lockstep"]["success"] > 0.5
