@@ -75,6 +75,35 @@ _CHROMIUM_FLAGS = (
 )
 
 
+def user_namespaces_work() -> bool:
+    """Whether this process may create a user namespace (Chromium's sandbox needs one).
+
+    Tried in a child process, so that this one stays as it is. Docker's default seccomp
+    profile, for one, refuses it to processes without CAP_SYS_ADMIN.
+    """
+    import ctypes
+
+    clone_newuser = 0x10000000
+    pid = os.fork()
+    if pid == 0:  # the child: try, report by exit code, never return into Python
+        libc = ctypes.CDLL(None, use_errno=True)
+        os._exit(0 if libc.unshare(clone_newuser) == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
+def no_sandbox_reason() -> str | None:
+    """Why Chromium must run with ``--no-sandbox`` here, or None when its sandbox works."""
+    if os.geteuid() == 0:
+        return "running as root (Chromium's sandbox refuses root; hosts run runtimes unprivileged)"
+    if not user_namespaces_work():
+        return (
+            "no user namespaces for this process (e.g. a container's seccomp profile); the "
+            "runtime's own confinement (unprivileged user, no capabilities) is what isolates it"
+        )
+    return None
+
+
 def is_browser_env(env_id: str) -> bool:
     """Whether ``env_id`` is served by a browser runtime."""
     return env_id.startswith(PREFIX)
@@ -253,9 +282,9 @@ class Chromium:
             f"--window-size={self.width},{self.height}",
         ):
             options.add_argument(flag)
-        if os.geteuid() == 0:
-            # Chromium refuses to run as root with its sandbox; runtimes on hosts never run
-            # as root (the role's units and images use an unprivileged user).
+        why = no_sandbox_reason()
+        if why is not None:
+            log.warning("Chromium runs without its sandbox: %s", why)
             options.add_argument("--no-sandbox")
         import signal
 
