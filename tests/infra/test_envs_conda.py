@@ -136,6 +136,22 @@ def test_a_tampered_archive_sha256_stopped_the_role_and_changed_nothing(host, en
     assert host.run(f"{env}/bin/python -c 'import gymlab_fixture_pylib, ipykernel'").rc == 0
 
 
+def test_a_host_without_the_locked_cuda_driver_is_refused_in_one_line(host, env, profile):
+    outcome_file = host.file("/var/lib/gymlab-conda-cuda-outcome.json")
+    if not outcome_file.exists:
+        pytest.skip("the __cuda side effect runs only in molecule scenario envs-conda")
+    outcome = json.loads(outcome_file.content_string)
+    assert outcome["refused"] is True
+    # this host container has no NVIDIA driver: rattler detects no __cuda on it
+    wanted = "gymlab-fixture-cuda 9.0.0 needs __cuda >=9.0; this host has no __cuda"
+    assert outcome["message"].endswith(f"{wanted} (no NVIDIA driver found)"), outcome["message"]
+    assert "\n" not in outcome["message"]
+    name = profile[0]
+    stamp = host.file(f"{env}/.gymlab-lock-sha256").content_string.strip()
+    assert host.file(env).linked_to.endswith(f".{name}-{stamp[:12]}"), "the env was left as it was"
+    assert not host.file(f"{host.file(env).linked_to}/share/gymlab-fixture/cuda.txt").exists
+
+
 def check_mode(host, pytestconfig, envs_dir: Path) -> str:
     """Converge the scenario's playbook with --check --diff; its output."""
     inventory = pytestconfig.getoption("ansible_inventory")
