@@ -11,6 +11,10 @@ d. four real-time remotes at 60 fps: runtime ticks/s, client VNC updates/s and a
    per remote; observation lag and reward lag (see :class:`LagProbe` for the method);
 e. VNC bytes per lockstep step for ZRLE and Raw;
 f. resident memory of one runtime (runtime process + its Xvnc) and of the client per remote;
+h. client capacity: how many remotes at 60 fps one client process can decode. A real Xvnc
+   streams CartPole frames (scaled to 600x400 and to 1024x768) drawn at 60 fps for a few
+   seconds; the recorded server bytes are then replayed from memory into fresh sans-I/O
+   RFB clients, so only decoding is timed (Universe's design goal was 20 remotes at 60 fps);
 g. a web task (MiniWoB++ ``click-test-2``, when the browser runtime's parts are installed):
    episodes/s and steps/s of one browser runtime in lockstep and in real time (clicks as VNC
    pointer events), next to MiniWoB++'s own in-process Selenium loop (headless Chromium).
@@ -334,6 +338,118 @@ def bench_web(seconds: float, fps: float) -> dict[str, Any]:
     return out
 
 
+CAPACITY_SIZES = ((600, 400), (1024, 768))
+CAPACITY_FPS = 60.0
+
+
+async def record_stream(width: int, height: int, seconds: float) -> tuple[list[bytes], int, str]:
+    """Server bytes of a VNC client streaming a display that shows CartPole at 60 fps.
+
+    Returns the chunks as read, the number of framebuffer updates in them after the first
+    (full) one, and the password the recording authenticated with (a replay answers the
+    recorded challenge with it).
+    """
+    import secrets
+    import tempfile
+
+    import gymnasium
+
+    from gymlab.rfb.client import RFBClient, State
+    from gymlab.rfb.events import FramebufferUpdateComplete
+    from gymlab.runtime.local import free_port
+    from gymlab.runtime.xvnc import XvncOptions, XvncProcess, vnc_password_file_bytes
+    from gymlab.runtime.xwindow import FrameWindow
+
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    env = gymnasium.make(ENV_ID, render_mode="rgb_array")
+    env.reset(seed=0)
+    rows = np.arange(height) * 400 // height  # nearest-neighbour scaling of 600x400 frames
+    cols = np.arange(width) * 600 // width
+    password = secrets.token_hex(4)
+    with tempfile.TemporaryDirectory() as tmp:
+        pw_file = Path(tmp) / "passwd"
+        pw_file.write_bytes(vnc_password_file_bytes(password))
+        port = free_port()
+        xvnc = XvncProcess(XvncOptions(width, height, port, pw_file))
+        await xvnc.start()
+        window = FrameWindow(xvnc.display_name, width, height)
+        chunks: list[bytes] = []
+        updates = 0
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            rfb = RFBClient(password, encodings=("zrle", "copyrect", "raw"))
+
+            async def draw() -> None:
+                while True:
+                    _, _, term, trunc, _ = env.step(env.action_space.sample())
+                    if term or trunc:
+                        env.reset()
+                    frame = np.asarray(env.render())
+                    window.draw(frame[rows][:, cols])
+                    await asyncio.sleep(1 / CAPACITY_FPS)
+
+            def on(events: list[Any]) -> None:
+                nonlocal updates
+                for event in events:
+                    if isinstance(event, FramebufferUpdateComplete):
+                        updates += 1
+                        rfb.request_update(incremental=True)
+
+            drawing = asyncio.create_task(draw())
+            loop = asyncio.get_running_loop()
+            started: float | None = None
+            while started is None or loop.time() - started < seconds:
+                data = await asyncio.wait_for(reader.read(1 << 16), 10)
+                if not data:
+                    raise RuntimeError("Xvnc closed the recording connection")
+                chunks.append(data)
+                on(rfb.receive_data(data))
+                while rfb.pending:
+                    on(rfb.resume())
+                if started is None and rfb.state is State.READY:
+                    rfb.request_update(incremental=False)
+                    started = loop.time()
+                writer.write(rfb.data_to_send())
+            drawing.cancel()
+            writer.close()
+        finally:
+            window.close()
+            await xvnc.stop()
+            env.close()
+    return chunks, updates, password
+
+
+def replay_decode(chunks: list[bytes], password: str, copies: int) -> float:
+    """Seconds to decode ``copies`` replays of a recorded stream, one fresh client each."""
+    from gymlab.rfb.client import RFBClient
+
+    start = time.perf_counter()
+    for _ in range(copies):
+        rfb = RFBClient(password, encodings=("zrle", "copyrect", "raw"))
+        for data in chunks:
+            rfb.receive_data(data)
+            while rfb.pending:
+                rfb.resume()
+            rfb.data_to_send()
+    return time.perf_counter() - start
+
+
+def bench_capacity(seconds: float) -> dict[str, Any]:
+    """(h) remotes at 60 fps one process can decode, per frame size."""
+    out: dict[str, Any] = {}
+    for width, height in CAPACITY_SIZES:
+        chunks, updates, password = asyncio.run(record_stream(width, height, seconds))
+        decode = replay_decode(chunks, password, copies=3)
+        per_second = 3 * updates / decode
+        out[f"{width}x{height}"] = {
+            "updates": updates,
+            "bytes": sum(map(len, chunks)),
+            "decoded_updates_per_s": per_second,
+            "remotes_at_60fps": per_second / CAPACITY_FPS,
+        }
+    return out
+
+
 class LagProbe:
     """Observation and reward lag in real-time mode, measured without trusting the client.
 
@@ -581,6 +697,7 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
             _verdict(rt_rss <= 200 * 2**20),
         ),
         Row("f", "client RSS growth per remote", _mb(c["client_rss_per_remote"])),
+        *capacity_rows(r.get("h")),
         *web_rows(r.get("g")),
     ]
 
@@ -593,6 +710,21 @@ def async_rows(r: dict[str, Any]) -> list[Row]:
     return [
         Row("c", "Gymnasium AsyncVectorEnv(4), pixel observations", f"{base:.0f} steps/s"),
         Row("c", "  4 lockstep remotes as a ratio of it", f"{remotes / base:.2f}x"),
+    ]
+
+
+def capacity_rows(h: dict[str, Any] | None) -> list[Row]:
+    """Section (h): decode capacity of one client process per frame size."""
+    if h is None:
+        return []
+    return [
+        Row(
+            "h",
+            f"client decode capacity, {size} CartPole stream",
+            f"{v['decoded_updates_per_s']:.0f} updates/s = {v['remotes_at_60fps']:.1f} remotes "
+            f"at 60 fps ({v['bytes'] / max(1, v['updates']):.0f} B/update)",
+        )
+        for size, v in h.items()
     ]
 
 
@@ -665,6 +797,9 @@ def run_bench(
         password = runtimes[0].password
         print(f"(d) 4 realtime remotes at {fps:g} fps, {span:.0f} s ...", file=sys.stderr)
         results["d"] = bench_realtime(runtimes, password, span, fps)
+    print(f"(h) client decode capacity, {len(CAPACITY_SIZES)} streams of {span:.0f} s ...",
+          file=sys.stderr)  # fmt: skip
+    results["h"] = bench_capacity(span)
     print(f"(g) web task {WEB_TASK}, 3 loops of {span:.0f} s ...", file=sys.stderr)
     results["g"] = bench_web(span, fps)
     results["loadavg_after"] = os.getloadavg()

@@ -29,6 +29,8 @@ ROWS = [
     "bytes per lockstep step, Raw",
     "RSS of one runtime (process + Xvnc)",
     "client RSS growth per remote",
+    "client decode capacity, 600x400 CartPole stream",
+    "client decode capacity, 1024x768 CartPole stream",
     "MiniWoB++ in-process (Selenium)",
     "browser runtime, lockstep: episodes",
     "browser runtime, real time (VNC clicks): episodes",
@@ -64,6 +66,8 @@ def test_quick_bench_prints_every_row_and_writes_json(tmp_path: Path) -> None:
     assert data["e"]["raw"] > data["e"]["zrle"] > 0
     assert data["c"]["runtime_rss"] > 0
     assert data["c_async"]["env_steps"] > 0
+    for stream in data["h"].values():
+        assert stream["updates"] > 0 and stream["decoded_updates_per_s"] > 0
     web = data["g"]  # the browser runtime's parts are installed by ./lab
     assert web["lockstep"]["episodes_per_s"] > 0 and web["realtime"]["episodes_per_s"] > 0
     assert web["inprocess"]["success"] > 0.5 and web["lockstep"]["success"] > 0.5
