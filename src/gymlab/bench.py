@@ -19,7 +19,8 @@ g. a web task (MiniWoB++ ``click-test-2``, when the browser runtime's parts are 
    episodes/s and steps/s of one browser runtime in lockstep and in real time (clicks as VNC
    pointer events), next to MiniWoB++'s own in-process Selenium loop (headless Chromium).
 
-Numbers are reported against targets, never tuned to meet them.
+The output is measured values and ratios only: what counts as good enough is for whoever
+reads it to say.
 """
 
 from __future__ import annotations
@@ -621,12 +622,6 @@ class Row:
     key: str
     metric: str
     value: str
-    target: str = ""
-    verdict: str = ""
-
-
-def _verdict(ok: bool | None) -> str:
-    return "" if ok is None else ("meets" if ok else "MISSES")
 
 
 def _mb(value: float) -> str:
@@ -638,7 +633,6 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
     a, b, c, d, e = r["a"], r["b"], r["c"], r["d"], r["e"]
     ratio_b = b["steps_per_s"] / a["steps_per_s"]
     ratio_c = c["steps_per_s"] / b["steps_per_s"]
-    fps_min = min(d["runtime_fps"] + d["client_updates_per_s"])
     p95 = d["obs_lag_ms_p95"]
     rt_rss = max(c["runtime_rss"], d["runtime_rss"])
 
@@ -654,33 +648,21 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
             "b",
             "1 remote, lockstep, pixels over VNC",
             f"{b['steps_per_s']:.0f} steps/s = {ratio_b:.2f}x (a)",
-            ">= 0.25x (a)",
-            _verdict(ratio_b >= 0.25),
         ),
         Row(
             "c",
             "4 remotes, lockstep, RemoteVectorEnv",
             f"{c['steps_per_s']:.0f} steps/s = {ratio_c:.2f}x (b)",
-            ">= 1.5x (b)",
-            _verdict(ratio_c >= 1.5),
         ),
         *async_rows(r),
-        Row("d", "4 remotes realtime: runtime ticks/s", rates(d["runtime_fps"]), ">= 57"),
-        Row(
-            "d",
-            "  client VNC updates/s per remote",
-            rates(d["client_updates_per_s"]),
-            ">= 57",
-            _verdict(fps_min >= 57),
-        ),
+        Row("d", "4 remotes realtime: runtime ticks/s", rates(d["runtime_fps"])),
+        Row("d", "  client VNC updates/s per remote", rates(d["client_updates_per_s"])),
         Row("d", "  agent steps/s (one tick per step)", f"{d['agent_steps_per_s']:.1f}"),
         Row(
             "d",
             "  observation lag p50 / p95 (ms)",
             f"{ms(d['obs_lag_ms_p50'])} / {ms(p95)} "
             f"({d['updates_matched']}/{d['updates_total']} updates matched)",
-            "p95 <= 50 ms",
-            _verdict(None if p95 is None else p95 <= 50),
         ),
         Row(
             "d",
@@ -689,13 +671,7 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
         ),
         Row("e", "bytes per lockstep step, ZRLE", f"{e['zrle']:.0f} B"),
         Row("e", "bytes per lockstep step, Raw", f"{e['raw']:.0f} B ({e['raw'] / e['zrle']:.0f}x)"),
-        Row(
-            "f",
-            "RSS of one runtime (process + Xvnc)",
-            _mb(rt_rss),
-            "<= 200 MB",
-            _verdict(rt_rss <= 200 * 2**20),
-        ),
+        Row("f", "RSS of one runtime (process + Xvnc)", _mb(rt_rss)),
         Row("f", "client RSS growth per remote", _mb(c["client_rss_per_remote"])),
         *capacity_rows(r.get("h")),
         *web_rows(r.get("g")),
@@ -755,7 +731,7 @@ def web_rows(g: dict[str, Any] | None) -> list[Row]:
 
 def format_table(rows: list[Row]) -> str:
     """Rows as a fixed-width text table."""
-    head = Row("", "measurement", "result", "target", "")
+    head = Row("", "measurement", "result")
     widths = [max(len(getattr(x, f)) for x in [head, *rows]) for f in Row.__dataclass_fields__]
     lines = []
     for row in [head, *rows]:
