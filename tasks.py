@@ -281,15 +281,19 @@ def remotes(c, inventory=None, with_password=False):
         "env": "profile under envs/ (repeatable; default: all)",
         "channel": "conda channel URL to lock the conda part against (repeatable; a lab's)",
         "check": "change nothing; fail when a lock does not match its spec",
+        "part": "lock this part only: conda or pypi (default: the parts profile.yml names)",
+        "envs_dir": "directory of the profiles (default: envs/)",
     },
     iterable=["env", "channel"],
 )
-def lock(c, env=None, channel=None, check=False):
+def lock(c, env=None, channel=None, check=False, part=None, envs_dir=None):
     """Lock environment profiles (PyPI part here; conda part with --channel), or --check them."""
     from gymlab.envs import locking
 
     argv = [a for name in env or [] for a in ("--env", name)]
     argv += [a for url in channel or [] for a in ("--channel", url)]
+    argv += ["--part", part] if part else []
+    argv += ["--envs-dir", str(envs_dir)] if envs_dir else []
     if locking.main([*argv, *(["--check"] if check else [])]) != 0:
         raise Exit(code=1)
 
