@@ -51,3 +51,12 @@ def test_the_sandbox_decision_is_stated() -> None:
         assert reason is not None and "root" in reason
     else:
         assert (reason is None) == browser.user_namespaces_work()
+
+
+def test_env_options_do_not_apply_to_web_tasks() -> None:
+    from gymlab.runtime.core import RuntimeConfig
+
+    RuntimeConfig("miniwob/click-test-2-v1", "pw").validate()
+    config = RuntimeConfig("miniwob/click-test-2-v1", "pw", keymap_file="k.json", imports=("x",))
+    with pytest.raises(ConfigError, match="web task: --import, --keymap does not apply"):
+        config.validate()

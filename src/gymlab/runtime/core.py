@@ -121,6 +121,21 @@ class RuntimeConfig:
                 raise ConfigError(f"{name} must be in 1..65535, got {port}")
         if self.display is not None and not 0 <= self.display < 65536:
             raise ConfigError(f"display must be in 0..65535, got {self.display}")
+        if is_browser_env(self.env_id):
+            given = [
+                flag
+                for flag, value in (
+                    ("--import", self.imports),
+                    ("--env-kwargs", self.env_kwargs),
+                    ("--keymap", self.keymap_file),
+                )
+                if value
+            ]
+            if given:
+                raise ConfigError(
+                    f"{self.env_id} is a web task: {', '.join(given)} does not apply "
+                    "(the browser takes real input, its page is the task)"
+                )
 
     def load_env(self) -> tuple[EnvCatalog, gymnasium.Env[Any, Any], KeyMap | None]:
         """Import what the env needs, make it and find its key map (nothing else starts).
