@@ -4,13 +4,15 @@ Runs once per verify (it takes no ``host``), from the control machine, against t
 testinfra was given. Labs without runtime hosts skip. Each env the lab serves is played through
 its part of the printed string (one RemoteVectorEnv per env: their spaces differ); Atari Pong,
 served from a package the gym_runtime role installed, must equal in-process Gymnasium frame by
-frame in lockstep.
+frame in lockstep. A MiniWoB++ web task (a Dict action space, played by a scripted agent
+instead of random actions) must be solved over its part of the string.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 import gymnasium
@@ -28,6 +30,10 @@ from gymlab.rewarder.client import RewarderClient
 STEPS = 60
 PONG = "ALE/Pong-v5"
 PONG_STEPS = 40
+WEB = "miniwob/"
+WEB_TASK = "miniwob/click-test-2-v1"
+WEB_EPISODES = 3
+CLICK_COORDS = 1
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +90,13 @@ def by_env(remotes_string: str, instances) -> dict[str, str]:
 
 def test_random_agent_plays_every_runtime_of_the_lab(remotes_string, instances):
     total = len(parse_remotes(remotes_string).remotes)
-    played = 0
+    played = web = 0
     for env_id, remotes in by_env(remotes_string, instances).items():
+        if env_id.startswith(WEB):
+            # A web task's actions are a Dict of click/key/text arguments, which a vector env
+            # of random samples does not play: test_scripted_agent_solves_the_web_task does.
+            web += len(parse_remotes(remotes).remotes)
+            continue
         env = RemoteVectorEnv(remotes, mode="lockstep")
         try:
             obs, infos = env.reset(seed=0)
@@ -107,7 +118,7 @@ def test_random_agent_plays_every_runtime_of_the_lab(remotes_string, instances):
             played += n
         finally:
             env.close()
-    assert played == total, "some runtimes of the printed string were not played"
+    assert played + web == total, "some runtimes of the printed string were not played"
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +190,46 @@ def test_pong_runtimes_describe_the_key_map_the_role_wrote(pong):
         assert keys is not None, f"{remote.name} describes no key map"
         assert keys["idle"] == entry["keymap"]["idle"]
         assert keys["keys"] == entry["keymap"]["keys"], remote.name
+
+
+async def _click_test_2(remote: Remote, password: str) -> list[float]:
+    """Up to WEB_EPISODES lockstep episodes of click-test-2: click the centre of the button the
+    utterance names, as the page pushed it after the reset; the rewards, until one is positive."""
+    rewards: list[float] = []
+    client = await RewarderClient.connect(remote.host, remote.rewarder_port, password, timeout=30)
+    try:
+        assert client.describe is not None and client.describe.env_id == WEB_TASK
+        assert client.describe.action_space["type"] == "Dict"
+        for episode in range(WEB_EPISODES):
+            await client.reset(seed=episode)
+            assert client.last_observation is not None, "no page after the reset"
+            page = client.last_observation.observation
+            match = re.search(r"button (\w+)", page["utterance"])
+            assert match, f"{remote.name}: utterance {page['utterance']!r}"
+            button = next(
+                e for e in page["elements"] if e["tag"] == "BUTTON" and e["text"] == match[1]
+            )
+            x = button["left"] + button["width"] / 2
+            y = button["top"] + button["height"] / 2
+            reply = await client.step(
+                {"action_type": CLICK_COORDS, "coords": [x, y], "ref": 0, "key": "", "text": ""}
+            )
+            assert reply.terminated, f"{remote.name}: a click on a button did not end the episode"
+            rewards.append(reply.reward)
+            if reply.reward > 0:  # the task's two buttons may overlap: a click can miss
+                break
+    finally:
+        await client.close()
+    return rewards
+
+
+def test_scripted_agent_solves_the_web_task(remotes_string, instances):
+    """Each click-test-2 runtime of the printed string, played by a scripted client over the
+    rewarder: a positive reward within WEB_EPISODES episodes."""
+    spec = parse_remotes(remotes_string)
+    remotes = [r for r in spec.remotes if _env(instances, r) == WEB_TASK]
+    if not remotes:
+        pytest.skip(f"this lab serves no {WEB_TASK}")
+    for remote in remotes:
+        rewards = asyncio.run(asyncio.wait_for(_click_test_2(remote, spec.password), 120))
+        assert any(r > 0 for r in rewards), f"{remote.name}: rewards {rewards}"

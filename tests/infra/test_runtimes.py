@@ -245,3 +245,71 @@ def test_each_runtime_gets_its_imports_env_kwargs_and_key_map(host, runtimes):
         else:
             assert keymap == ""
             assert not host.file(f"/etc/gymlab/runtime/keymaps/{index}.json").exists
+
+
+def _descendants(host, root: int) -> list[int]:
+    """Every process below ``root`` in the host's process tree."""
+    children: dict[int, list[int]] = {}
+    for line in host.check_output("ps -e -o pid=,ppid=").splitlines():
+        pid, ppid = (int(word) for word in line.split())
+        children.setdefault(ppid, []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def test_web_task_runtimes_run_chromium_unprivileged(host, runtimes):
+    """A runtime serving a miniwob/... task runs the distribution's Chromium under the runtime's
+    own user, never root. Natively Chromium keeps its sandbox: no --no-sandbox among its
+    arguments, and its renderers live in user namespaces of their own; in a container (whose
+    seccomp profile refuses user namespaces) it runs --no-sandbox, as the role documents."""
+    hostvars = host.ansible.get_variables()
+    instances = hostvars["gym_runtime_instances"]
+    web = [i for i, entry in enumerate(instances) if entry["env_id"].startswith("miniwob/")]
+    if not web:
+        pytest.skip("no runtime of this host serves a web task")
+    native = hostvars.get("gym_runtime_mode", "container") == "native"
+    for index in web:
+        if native:
+            for package in ("chromium", "chromium-driver"):
+                assert host.package(package).is_installed, package
+            root = int(host.check_output(f"systemctl show -p MainPID --value gym-runtime@{index}"))
+            user = hostvars.get("gym_runtime_user", "gymlab-runtime")
+            expected_uid = host.user(user).uid
+        else:
+            name = f"gym-runtime-{index}"
+            host.check_output(f"docker exec {name} test -x /usr/bin/chromium")
+            host.check_output(f"docker exec {name} test -x /usr/bin/chromedriver")
+            root = int(host.check_output(f"docker inspect --format '{{{{.State.Pid}}}}' {name}"))
+            expected_uid = None
+        chromium = []
+        for pid in _descendants(host, root):
+            # a process may end between the listing and here. Chromium's children rewrite
+            # their command line into one string of space-separated words: split both ways.
+            args = " ".join(host.run(f"cat /proc/{pid}/cmdline").stdout.split("\0")).split()
+            if args and args[0].endswith("/chromium"):
+                status = host.run(f"cat /proc/{pid}/status").stdout
+                uids = next(line for line in status.splitlines() if line.startswith("Uid:"))
+                userns = host.run(f"readlink /proc/{pid}/ns/user").stdout.strip()
+                chromium.append((pid, args, int(uids.split()[2]), userns))
+        assert chromium, f"gym-runtime@{index}: no Chromium process below pid {root}"
+        for pid, args, uid, _ in chromium:
+            assert uid != 0, f"gym-runtime@{index}: Chromium pid {pid} runs as root"
+            if expected_uid is not None:
+                assert uid == expected_uid, f"Chromium pid {pid} runs as uid {uid}"
+            assert ("--no-sandbox" in args) is not native, (pid, args)
+        if native:
+            browser_ns = next(ns for _, args, _, ns in chromium if not _type(args))
+            sandboxed = [pid for pid, args, _, ns in chromium if _type(args) and ns != browser_ns]
+            assert sandboxed, (
+                f"gym-runtime@{index}: no Chromium child in a user namespace of its own "
+                "(the sandbox is not on)"
+            )
+
+
+def _type(args: list[str]) -> str:
+    """A Chromium process's --type (renderer, zygote, gpu-process, ...); '' for the browser."""
+    return next((a.split("=", 1)[1] for a in args if a.startswith("--type=")), "")

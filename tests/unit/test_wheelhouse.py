@@ -86,6 +86,25 @@ def test_committed_envs_lock_has_every_pin_of_its_input_and_agrees_with_requirem
             assert project[name] == version, f"{name}: {version} here, {project[name]} there"
 
 
+def test_roles_browser_packages_are_the_browser_extra_at_the_locked_versions():
+    """gym_runtime_browser_packages (what a host serving a web task gets) names exactly the
+    packages of pyproject's browser extra, each at the version runtime-envs.lock hashes."""
+    tomllib = pytest.importorskip("tomllib")
+    import yaml
+
+    defaults = yaml.safe_load((REPO / "roles/gym_runtime/defaults/main.yml").read_text())
+    pins = dict(p.split("==") for p in defaults["gym_runtime_browser_packages"])
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = {
+        re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0]
+        for r in extra["optional-dependencies"]["browser"]
+    }
+    assert {wheelhouse.canonical(n) for n in pins} == {wheelhouse.canonical(n) for n in wanted}
+    lock = wheelhouse.read_lock(REPO / "runtime-envs.lock")
+    for name, version in pins.items():
+        assert lock[wheelhouse.canonical(name)][0] == version, f"{name}=={version}"
+
+
 def test_read_lock_refuses_an_unhashed_or_unpinned_entry(tmp_path):
     lock = tmp_path / "x.lock"
     lock.write_text("numpy==2.4.6\n")
