@@ -227,7 +227,7 @@ def test_a_client_reset_cannot_make_the_runtime_import_modules(tmp_path: Path) -
     ("args", "message"),
     [
         (["--env-id", "nope_pkg:Foo-v0"], "cannot make 'nope_pkg:Foo-v0': cannot import nope_pkg"),
-        (["--env-id", "Foo-v0"], "cannot make 'Foo-v0' (modules imported: none)"),
+        (["--env-id", "Foo-v0"], "cannot make 'Foo-v0' (modules imported: "),
         (["--env-id", "gym_foo:Foo-v0", "--env-kwargs", '{"goal": 99}'],
          "cannot make 'gym_foo:Foo-v0' with {\"goal\": 99}: ValueError: goal must be in 0..11"),
         (["--env-id", "Foo-v0", "--import", "gym_foo", "--env-kwargs", "[1]"],

@@ -89,12 +89,21 @@ def _import(module: str) -> str | None:
 
 
 def _load_entry_points() -> list[str]:
-    """Run the registration functions plugin packages declare (once per process)."""
+    """Register the envs of plugin packages that declare a registration function (once).
+
+    Importing such a package often registers its envs already; the function runs only when
+    the import did not, so that nothing is registered twice. Returns the modules loaded.
+    """
+    import gymnasium
+
     loaded = []
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        before = len(gymnasium.registry)
         try:
-            entry.load()()
-            loaded.append(entry.value)
+            register = entry.load()
+            if len(gymnasium.registry) == before:
+                register()
+            loaded.append(entry.module)
         except Exception as exc:
             log.warning("plugin %s (%s) failed to register: %s", entry.name, entry.value, exc)
     return loaded
