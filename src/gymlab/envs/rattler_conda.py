@@ -70,4 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # py-rattler's native worker threads can crash the interpreter while it finalizes
+    # ("PyGILState_Release: thread state ... must be current"), turning an answer already
+    # printed into a failure: flush, then leave without finalizing.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
