@@ -91,17 +91,18 @@ def _import(module: str) -> str | None:
 def _load_entry_points() -> list[str]:
     """Register the envs of plugin packages that declare a registration function (once).
 
-    Importing such a package often registers its envs already; the function runs only when
-    the import did not, so that nothing is registered twice. Returns the modules loaded.
+    Importing such a package often registers its envs already (now, or earlier in this
+    process); the function then registers the same specs again, which is harmless but makes
+    Gymnasium warn once per env, so those warnings are dropped. Returns the modules loaded.
     """
-    import gymnasium
+    import warnings
 
     loaded = []
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        before = len(gymnasium.registry)
         try:
             register = entry.load()
-            if len(gymnasium.registry) == before:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*Overriding environment")
                 register()
             loaded.append(entry.module)
         except Exception as exc:
