@@ -101,6 +101,7 @@ def provision(c, host="", inventory=None, check=False, tags=None):
     """Converge one host with playbooks/site.yml (creates the sandbox host when needed)."""
     inv = _inventory(inventory)
     target = ansible.inventory_host(host, inv)
+    ansible.preflight(inv, limit=host)
     if _is_sandbox(target):
         with phase("sandbox host"):
             sandbox.up(target.vars.get("gymlab_sandbox_image", "debian12"))
@@ -127,6 +128,7 @@ def verify(c, host="", inventory=None, junit=None):
     """Run the testinfra checks (tests/infra) against a host; print a per-check report."""
     inv = _inventory(inventory)
     ansible.inventory_host(host, inv)
+    ansible.preflight(inv, limit=host)
     xml = Path(junit or REPO / "reports" / f"verify-{host}.xml").resolve()
     xml.parent.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -271,6 +273,7 @@ def remotes(c, inventory=None, with_password=False):
     from gymlab.lab import remotes as lab_remotes
 
     inv = _inventory(inventory)
+    ansible.preflight(inv)
     print(lab_remotes.remotes_string(inv, with_password=with_password))
     if not with_password:
         print(f"password: {lab_remotes.password_file(inv)}", file=sys.stderr)

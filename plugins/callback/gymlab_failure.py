@@ -35,9 +35,13 @@ class CallbackModule(CallbackBase):
         if self._written or not self._path:
             return
         self._written = True
+        if result._task.action.endswith("gymlab_preflight"):
+            text = str(msg)  # one line per bad value: the lines are the message
+        else:
+            text = " ".join(str(msg).split())[:500]
         with open(self._path, "w", encoding="utf-8") as out:
             json.dump({"host": result._host.get_name(), "task": result._task.get_name(),
-                       "msg": " ".join(str(msg).split())[:500]}, out)  # fmt: skip
+                       "msg": text}, out)  # fmt: skip
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         if not ignore_errors:

@@ -145,7 +145,7 @@ def _contains(outer: dict, inner: dict) -> bool:
 
 
 def test_keys_the_user_wrote_before_survive(host, daemon_json):
-    foreign = host_var(host, "container_runtime_test_foreign_keys", None)
+    foreign = host_var(host, "molecule_foreign_daemon_keys", None)
     if not foreign:
         pytest.skip("no user-written daemon.json keys were planted on this host (molecule only)")
     assert _contains(daemon_json, foreign), f"lost some of {foreign}: {daemon_json}"
@@ -158,13 +158,13 @@ def test_docker_runs_with_the_merged_config(host, docker_info, remap, toolkit_ex
         assert docker_info["DockerRootDir"].endswith(f"/{remap['start']}.{remap['start']}")
     if toolkit_expected:
         assert "nvidia" in docker_info["Runtimes"]
-    foreign = host_var(host, "container_runtime_test_foreign_keys", {}) or {}
+    foreign = host_var(host, "molecule_foreign_daemon_keys", {}) or {}
     for name in foreign.get("runtimes", {}):
         assert name in docker_info["Runtimes"]
 
 
 def test_subordinate_ranges_one_line_for_the_remap_user_others_kept(host, remap):
-    foreign = host_var(host, "container_runtime_test_foreign_subid", None)
+    foreign = host_var(host, "molecule_foreign_subid", None)
     for path in ("/etc/subuid", "/etc/subgid"):
         lines = host.file(path).content_string.splitlines()
         mine = [line for line in lines if line.startswith(remap["user"] + ":")]

@@ -55,7 +55,7 @@ def test_unknown_host_names_the_known_ones(inventory):
 def test_missing_host_and_missing_inventory(inventory, tmp_path):
     with pytest.raises(LabError, match="no host given"):
         ansible.inventory_host("", inventory)
-    with pytest.raises(LabError, match="does not exist"):
+    with pytest.raises(LabError, match="no such inventory"):
         ansible.inventory_host("alpha", tmp_path / "nope")
 
 

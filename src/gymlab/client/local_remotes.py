@@ -22,7 +22,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from gymlab.rewarder.protocol import Mode
+from gymlab.rewarder.protocol import DEFAULT_MODE, Mode
 from gymlab.runtime.local import LocalRuntime, remotes_string, start_local_runtimes, stop_all
 
 log = logging.getLogger("gymlab.client")
@@ -66,7 +66,7 @@ class LocalRemotes:
         fps: float | None = None,
         ready_timeout: float = 60.0,
     ) -> LocalRemotes:
-        """Start ``n`` runtimes of ``env_id`` in parallel (lockstep unless ``mode`` says).
+        """Start ``n`` runtimes of ``env_id`` in parallel (``DEFAULT_MODE`` unless ``mode`` says).
 
         Raises ValueError for a bad ``n`` and :class:`gymlab.runtime.local.LocalRuntimeError`
         (quoting the runtime's last log lines) when one does not start; then none is left.
@@ -74,7 +74,7 @@ class LocalRemotes:
         check_count(n)
         rate = fps or 60.0
         runtimes = start_local_runtimes(
-            n, env_id, mode=Mode(mode or Mode.LOCKSTEP), fps=rate, ready_timeout=ready_timeout
+            n, env_id, mode=Mode(mode or DEFAULT_MODE), fps=rate, ready_timeout=ready_timeout
         )
         local = cls(runtimes, rate)
         for rt in runtimes:

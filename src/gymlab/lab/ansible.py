@@ -14,6 +14,7 @@ from gymlab.lab.proc import run
 
 REPO = Path(__file__).resolve().parents[3]
 CALLBACK_DIR = REPO / "plugins" / "callback"
+PREFLIGHT = REPO / "playbooks" / "preflight.yml"
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,7 @@ def inventory_host(host: str, inventory: Path) -> InventoryHost:
     """The host's variables from the inventory; LabError naming the known hosts if absent."""
     if not host:
         raise LabError("no host given; use --host NAME (see `invoke --list` and the inventory)")
-    if not inventory.exists():
-        raise LabError(f"inventory {inventory} does not exist")
+    require_inventory(inventory)
     listing = json.loads(
         run(["ansible-inventory", "-i", str(inventory), "--list"], what="ansible-inventory")
     )
@@ -36,6 +36,18 @@ def inventory_host(host: str, inventory: Path) -> InventoryHost:
         known = ", ".join(sorted(hostvars)) or "none"
         raise LabError(f"unknown host '{host}' in {inventory}; known hosts: {known}")
     return InventoryHost(host, hostvars[host])
+
+
+def require_inventory(inventory: Path) -> None:
+    if not inventory.exists():
+        raise LabError(f"no such inventory: {inventory} (a directory with hosts.yml, or a file)")
+
+
+def preflight(inventory: Path, limit: str | None = None) -> None:
+    """Check the hosts' role variables against the roles' argument specs (playbooks/
+    preflight.yml), contacting no host; LabError with one line per bad value."""
+    require_inventory(inventory)
+    playbook(PREFLIGHT, inventory=inventory, limit=limit, quiet=True)
 
 
 def playbook(
@@ -47,8 +59,10 @@ def playbook(
     diff: bool = False,
     tags: str | None = None,
     extra: list[str] | None = None,
+    quiet: bool = False,
 ) -> None:
-    """Run a playbook with live output; on failure raise LabError with the first failed task."""
+    """Run a playbook with live output (none when ``quiet``: shown only if it fails without a
+    failed task); on failure raise LabError with the first failed task."""
     with tempfile.NamedTemporaryFile(prefix="gymlab-failure-", suffix=".json") as failure:
         env = {
             **os.environ,
@@ -67,13 +81,22 @@ def playbook(
         if tags:
             argv += ["--tags", tags]
         argv += extra or []
-        code = subprocess.run(argv, env=env, cwd=REPO, check=False).returncode
-        if code == 0:
+        done = subprocess.run(
+            argv, env=env, cwd=REPO, check=False, text=True,
+            stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None,
+        )  # fmt: skip
+        if done.returncode == 0:
             return
         text = Path(failure.name).read_text()
         if text:
             first = json.loads(text)
+            if path == PREFLIGHT:
+                raise LabError(f"{inventory}: {first['msg']}")
             raise LabError(
                 f"{path.name} failed on {first['host']} at task '{first['task']}': {first['msg']}"
             )
-        raise LabError(f"ansible-playbook {path.name} exited {code}; see the output above")
+        if quiet:
+            print(done.stdout)
+        raise LabError(
+            f"ansible-playbook {path.name} exited {done.returncode}; see the output above"
+        )

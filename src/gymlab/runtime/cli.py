@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any
 
-from gymlab.rewarder.protocol import Mode
+from gymlab.rewarder.protocol import DEFAULT_MODE, Mode
 
 SERVE_EXAMPLES = """\
 examples:
@@ -79,8 +79,8 @@ def add_parser(subparsers: Any) -> None:
     serve.add_argument(
         "--mode",
         choices=[m.value for m in Mode],
-        default=Mode.REALTIME.value,
-        help="how the env advances",
+        default=DEFAULT_MODE.value,
+        help=f"how the env advances (default {DEFAULT_MODE.value})",
     )
     serve.add_argument(
         "--fps", type=float, default=60.0, help="real-time frame rate, 1..1000 (default 60)"

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gymlab.rewarder.protocol import MAX_FPS, MIN_FPS, Mode
+from gymlab.rewarder.protocol import DEFAULT_MODE, MAX_FPS, MIN_FPS, Mode
 from gymlab.rewarder.server import RewarderServer
 from gymlab.runtime.browser import TASK_HEIGHT, TASK_WIDTH, BrowserHost, is_browser_env, task_page
 from gymlab.runtime.envs import ConfigError, EnvCatalog, make_env
@@ -94,7 +94,7 @@ class RuntimeConfig:
     password: str
     vnc_port: int = 5900
     rewarder_port: int = 15900
-    mode: Mode | str = Mode.REALTIME
+    mode: Mode | str = DEFAULT_MODE
     fps: float = 60.0
     bind: str = "127.0.0.1"
     display: int | None = None

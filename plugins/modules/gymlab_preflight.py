@@ -1,0 +1,35 @@
+#!/usr/bin/python
+"""Documentation of the gymlab_preflight action (it runs on the controller: plugins/action)."""
+
+DOCUMENTATION = r"""
+---
+module: gymlab_preflight
+short_description: Check inventory variables against the gymlab roles' argument specs
+description:
+  - Runs on the controller only and contacts no host.
+  - Every variable named after a gymlab role (C(gym_runtime_*), C(cuda_*), ...) is validated
+    against that role's C(meta/argument_specs.yml); a role-prefixed name the role does not take,
+    or a name close to a known one, is reported as a typo.
+  - Fails with one line per bad value (host, variable, value, what was expected).
+  - Sets the fact C(gymlab_preflight_passed).
+options:
+  hosts:
+    description: Hosts to check; default the play's hosts (C(ansible_play_hosts_all)).
+    type: list
+    elements: str
+author: gymlab
+"""
+
+EXAMPLES = r"""
+- name: Check the inventory before touching hosts
+  gymlab_preflight:
+  run_once: true
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: C(gymlab_preflight_passed) true when every value fits.
+  returned: on success
+  type: dict
+"""
