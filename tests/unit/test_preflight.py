@@ -62,7 +62,7 @@ def test_good_values_templates_and_other_variables_pass():
         problems(
             gym_runtime_vnc_base_port="6000",  # what a template renders: converts to int
             gym_runtime_instances=[{"env_id": "ALE/Pong-v5", "mode": "realtime", "fps": 30}],
-            cuda_toolkits="{{ lab_cuda_versions }}",  # needs other vars or facts: the role checks it
+            cuda_toolkits="{{ lab_cuda_versions }}",  # a template: the role checks it
             ansible_host="10.0.0.1",
             my_lab_owner="alice",
         )
