@@ -204,3 +204,23 @@ def test_a_tampered_lock_stopped_the_role_and_changed_nothing(host, env, profile
     assert link.linked_to.endswith(f".{profile}-{stamp[:12]}")
     siblings = host.check_output(f"ls -a {Path(env).parent}").split()
     assert [s for s in siblings if s.startswith(f".{profile}-")] == [Path(link.linked_to).name]
+
+
+def test_wheelhouse_copy_matches_the_control_machine(host):
+    """python_envs_copy_wheelhouse: every file of each copied folder is on the host, at its size,
+    and the listing the role compares on the next run is the control machine's."""
+    if not host_var(host, "python_envs_copy_wheelhouse", False):
+        pytest.skip("this host installs from the control machine's wheelhouse or an index")
+    controller = Path(host_var(host, "python_envs_controller_wheelhouse", "")).expanduser()
+    copy = f"{host_var(host, 'python_envs_root', ROOT_DEFAULT)}/.wheelhouse"
+    profiles = host_var(host, "python_envs_profiles", [])
+    assert profiles
+    for folder in profiles:
+        listing = json.loads(host.file(f"{copy}/{folder}.listing").content_string)
+        local = {str(p): p.stat().st_size for p in (controller / folder).rglob("*") if p.is_file()}
+        assert listing == local
+        for path, size in listing.items():
+            assert (
+                host.file(f"{copy}/{folder}/{Path(path).relative_to(controller / folder)}").size
+                == size
+            )
