@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import time
 from pathlib import Path
 
 from invoke import Exit, task
@@ -20,7 +19,7 @@ VENV_BIN = Path(sys.executable).parent
 # Ansible, molecule and pytest run from the same venv as invoke.
 os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
-from gymlab.lab import ansible, docker, images, sandbox, suite_venv  # noqa: E402
+from gymlab.lab import ansible, docker, images, sandbox, scenarios, suite_venv  # noqa: E402
 from gymlab.lab.errors import LabError  # noqa: E402
 from gymlab.lab.report import (  # noqa: E402
     Counts,
@@ -29,21 +28,10 @@ from gymlab.lab.report import (  # noqa: E402
     cases_table,
     junit_cases,
     junit_counts,
+    phase,
 )
 
 DEFAULT_INVENTORY = REPO / "inventories" / "local"
-# molecule scenario -> the base images its platforms boot
-MOLECULE_SCENARIOS: dict[str, tuple[str, ...]] = {
-    "default": ("debian12",),
-    "ubuntu1804": ("ubuntu1804",),
-    "gpu-ubuntu1804": ("ubuntu1804",),
-    "gpu-debian12": ("debian12",),
-    "containers": ("debian12", "ubuntu1804"),
-    "lab": ("debian12",),
-    "envs-debian12": ("debian12",),
-    "envs-ubuntu1804": ("ubuntu1804",),
-    "envs-conda": ("debian12",),
-}
 PY_SOURCES = "src tests tasks.py plugins examples"
 LINTERS = {
     "ruff": f"ruff check {PY_SOURCES} && ruff format --check {PY_SOURCES}",
@@ -63,21 +51,6 @@ def one_line_errors(func):
             raise Exit(f"gymlab: {exc}", code=1) from None
 
     return wrapper
-
-
-def phase(title: str):
-    """Print a phase header now and its duration when it ends."""
-
-    class _Phase:
-        def __enter__(self):
-            self.start = time.monotonic()
-            print(f"==> {title}", flush=True)
-
-        def __exit__(self, exc_type, *_):
-            status = "done" if exc_type is None else "FAILED"
-            print(f"==> {title}: {status} in {time.monotonic() - self.start:.0f}s", flush=True)
-
-    return _Phase()
 
 
 def _inventory(path: str | None) -> Path:
@@ -206,24 +179,19 @@ def lint(c):
 def test(c, unit=False, e2e=False, sb3=False, molecule=False, scenario=None, reports="reports"):
     """Run the test suites (none selected: lint, unit, e2e, sb3, molecule), then a summary."""
     everything = not (unit or e2e or sb3 or molecule)
-    names = scenario or list(MOLECULE_SCENARIOS)
-    unknown = [n for n in names if n not in MOLECULE_SCENARIOS]
-    if unknown:
-        expected = ", ".join(MOLECULE_SCENARIOS)
-        raise LabError(f"unknown scenario {', '.join(unknown)}; expected {expected}")
+    selected = scenarios.select(scenario)
     os.chdir(REPO)
     out = Path(reports).resolve()
     out.mkdir(parents=True, exist_ok=True)
     run = SuiteRun()
 
     def step(name: str, command: str, junit: Path | None = None, env: dict | None = None) -> None:
-        with phase(name):
-            start = time.monotonic()
+        with phase(name) as timed:
             if junit:
                 junit.unlink(missing_ok=True)
-            ok = c.run(command, warn=True, env=env or {}).ok
-            counts = junit_counts(junit) if junit else Counts()
-            run.phases.append(Phase(name, ok, time.monotonic() - start, counts))
+            timed.ok = c.run(command, warn=True, env=env or {}).ok
+        counts = junit_counts(junit) if junit else Counts()
+        run.phases.append(Phase(name, timed.ok, timed.seconds, counts))
 
     if everything:
         for tool, command in LINTERS.items():
@@ -234,14 +202,15 @@ def test(c, unit=False, e2e=False, sb3=False, molecule=False, scenario=None, rep
         step("pytest " + " ".join(paths), f"pytest {' '.join(paths)} -q --junitxml={xml}", xml)
     if sb3 or everything:
         python = None
-        with phase("sb3 venv (~/.cache/gymlab/sb3-venv)"):
-            start = time.monotonic()
+        with phase("sb3 venv (~/.cache/gymlab/sb3-venv)") as timed:
             try:
                 requirements = REPO / "tests" / "sb3" / "requirements.txt"
                 python = suite_venv.ensure("sb3", requirements, REPO / "requirements.lock")
             except LabError as exc:  # a failed phase: the other suites still run
                 print(f"gymlab: {exc}", flush=True)
-                run.phases.append(Phase("sb3 venv", False, time.monotonic() - start))
+                timed.ok = False
+        if python is None:
+            run.phases.append(Phase("sb3 venv", False, timed.seconds))
         if python is not None:
             # Without Xvnc the remote tests skip with the reason, as tests/e2e do.
             xml = out / "pytest-sb3.xml"
@@ -249,9 +218,9 @@ def test(c, unit=False, e2e=False, sb3=False, molecule=False, scenario=None, rep
             step("pytest tests/sb3", command, xml, {"PYTHONPATH": str(REPO / "src")})
     if molecule or everything:
         with phase("base images"):
-            for recipe in images.resolve(sorted({i for n in names for i in MOLECULE_SCENARIOS[n]})):
+            for recipe in images.resolve(sorted({i for s in selected.values() for i in s})):
                 images.build(recipe)
-        for name in names:
+        for name in selected:
             xml = out / f"molecule-{name}.xml"
             # testinfra runs under pytest inside molecule verify: PYTEST_ADDOPTS reaches it.
             env = {"PYTEST_ADDOPTS": f"--junitxml={xml}"}

@@ -1,7 +1,9 @@
-"""Test-run bookkeeping for `invoke test`: phases, JUnit counts and the closing summary line."""
+"""Progress and bookkeeping for the invoke tasks: timed phases, JUnit counts and the closing
+summary of `invoke test`."""
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
@@ -76,8 +78,34 @@ def cases_table(title: str, cases: list[Case]) -> str:
     return "\n".join(lines)
 
 
+class phase:  # a context manager, named like one
+    """Print ``==> title`` now and ``==> title: done in 12s`` (or FAILED) when the block ends.
+
+    The block may set ``ok = False`` for a failure that raised nothing (a failed command);
+    ``seconds`` holds the duration afterwards.
+    """
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.ok = True
+        self.seconds = 0.0
+
+    def __enter__(self) -> phase:
+        self._start = time.monotonic()
+        print(f"==> {self.title}", flush=True)
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        self.seconds = time.monotonic() - self._start
+        self.ok = self.ok and exc_type is None
+        status = "done" if self.ok else "FAILED"
+        print(f"==> {self.title}: {status} in {self.seconds:.0f}s", flush=True)
+
+
 @dataclass
 class Phase:
+    """A finished phase of `invoke test`, for the summary."""
+
     name: str
     ok: bool
     seconds: float
