@@ -1,0 +1,186 @@
+"""What runs where on a provisioned host, as a few lines of plain text.
+
+Everything comes from what the roles use themselves: the inventory (``ansible-inventory
+--list``), the roles' defaults files, and the files the roles keep on this machine (generated
+JupyterLab tokens and the lab's runtime password). Secrets are never printed, only where they
+are kept. Addresses are found as ``invoke remotes`` finds them (:mod:`gymlab.lab.remotes`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+from gymlab.client.remotes import format_remotes
+from gymlab.lab import remotes
+from gymlab.lab.errors import LabError
+from gymlab.lab.proc import run
+
+REPO = remotes.REPO
+DEFAULT_INVENTORY = REPO / "inventories" / "local"
+JUPYTER_DEFAULTS = REPO / "roles" / "jupyterlab" / "defaults" / "main.yml"
+JUPYTER_GROUP = "jupyter_hosts"
+WILDCARDS = {"0.0.0.0", "::"}
+
+
+def _listing(inventory: Path) -> dict:
+    return json.loads(
+        run(["ansible-inventory", "-i", str(inventory), "--list"], what="ansible-inventory")
+    )
+
+
+def _group_hosts(listing: dict, group: str) -> set[str]:
+    """Hosts of ``group`` and of its child groups."""
+    entry = listing.get(group, {})
+    found = set(entry.get("hosts", []))
+    for child in entry.get("children", []):
+        found |= _group_hosts(listing, child)
+    return found
+
+
+def _literal(value: object) -> bool:
+    """False for a variable the inventory left as a Jinja expression (resolved only by Ansible)."""
+    return not (isinstance(value, str) and "{{" in value)
+
+
+def _address(name: str, settings: dict) -> str:
+    """How this machine reaches the host: as ``invoke remotes`` does."""
+    if "gymlab_remote_address" in settings:
+        return str(settings["gymlab_remote_address"])
+    if settings.get("ansible_connection") in remotes.DOCKER_CONNECTIONS:
+        return remotes.container_address(settings.get("ansible_host", name))
+    return str(settings.get("ansible_host", name))
+
+
+def _url_host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def _shown(path: Path) -> str:
+    """A path as a person would type it: ~/... under the home directory."""
+    home = Path.home()
+    try:
+        return "~/" + str(path.relative_to(home))
+    except ValueError:
+        return str(path)
+
+
+def _inventory_arg(inventory: Path) -> str:
+    inv = inventory.resolve()
+    try:
+        return str(inv.relative_to(REPO))
+    except ValueError:
+        return str(inv)
+
+
+def _secrets_dir(settings: dict, key: str, given: Path | None) -> Path:
+    if given is not None:
+        return given
+    value = settings.get(key)
+    if value and _literal(value):
+        return Path(os.path.expanduser(str(value)))
+    return Path.home() / ".config" / "gymlab" / "secrets"
+
+
+def _jupyter_lines(
+    name: str, settings: dict, lab: str, address: Callable[[], str], secrets: Path | None
+) -> list[str]:
+    servers = []
+    for index, entry in enumerate(settings.get("jupyterlab_users") or []):
+        if isinstance(entry, dict):
+            servers.append(entry)
+        else:
+            servers.append({"name": entry, "port": int(settings["jupyterlab_base_port"]) + index})
+    if not servers:
+        return ["JupyterLab: no servers (jupyterlab_users is empty)"]
+    listen = str(settings.get("jupyterlab_listen_address") or "")
+    if not listen or not _literal(listen):
+        listen = "0.0.0.0" if settings.get("jupyterlab_open") else "127.0.0.1"
+    local_only = listen.startswith("127.") or listen == "::1"
+    where = "127.0.0.1" if local_only else (address() if listen in WILDCARDS else listen)
+    base = _secrets_dir(settings, "jupyterlab_secrets_dir", secrets) / lab
+    lines = []
+    for server in servers:
+        user, port = server["name"], int(server["port"])
+        profile = server.get("profile", settings.get("jupyterlab_profile"))
+        lines.append(f"JupyterLab: http://{_url_host(where)}:{port}/lab  (user {user}, {profile})")
+        if local_only:
+            lines.append(f"  on the host only: ssh -L {port}:127.0.0.1:{port} {name}")
+        if "token" in server:
+            lines.append("  token: set in the inventory (jupyterlab_users)")
+        else:
+            token = base / f"jupyter-{name}-{user}"
+            missing = "" if token.is_file() else " (not generated yet: provision first)"
+            lines.append(f"  token: {_shown(token)}{missing}")
+    return lines
+
+
+def _runtime_lines(name: str, settings: dict, inventory: Path, secrets: Path | None) -> list[str]:
+    found = remotes.host_remotes(name, settings, {})
+    lines = [f"runtimes: {format_remotes(found)}"]
+    for index, entry in enumerate(settings["gym_runtime_instances"]):
+        lines.append(
+            f"  {index}: {entry['env_id']} ({entry.get('mode', 'lockstep')}), "
+            f"VNC {found[index].vnc_port}, rewarder {found[index].rewarder_port}"
+        )
+    if str(settings.get("gym_runtime_password") or ""):
+        lines.append("  password: set in the inventory (gym_runtime_password)")
+    else:
+        secret = remotes.password_file(
+            inventory, _secrets_dir(settings, "gym_runtime_secrets_dir", secrets)
+        )
+        missing = "" if secret.is_file() else " (not generated yet: provision first)"
+        lines.append(f"  password: {_shown(secret)}{missing}")
+    if settings.get("gym_runtime_novnc"):
+        base = int(settings["gym_runtime_novnc_base_port"])
+        for index, remote in enumerate(found):
+            lines.append(
+                f"noVNC {index}: http://{_url_host(remote.host)}:{base + index}/"
+                "  (opens the viewer; it asks for the password)"
+            )
+    return lines
+
+
+def host_summary(inventory: Path, host: str, *, secrets_dir: Path | None = None) -> str:
+    """A short plain-text summary of what the roles run on ``host`` of ``inventory``.
+
+    Lists the JupyterLab URL(s) and where each token is kept on this machine, the runtimes'
+    remotes string and where their password is kept, the noVNC URLs, and the commands that
+    print the lab's remotes and check the host. ``secrets_dir`` replaces the roles' secrets
+    directory (default: the inventory's ``*_secrets_dir``, else ``~/.config/gymlab/secrets``).
+    Raises :class:`LabError` for a host the inventory does not have.
+    """
+    listing = _listing(inventory)
+    hostvars = listing.get("_meta", {}).get("hostvars", {})
+    if host not in hostvars and host not in _group_hosts(listing, "all"):
+        raise LabError(f"no host {host} in {inventory}")
+    lab = inventory.resolve().name
+    jupyter_defaults = yaml.safe_load(JUPYTER_DEFAULTS.read_text())
+    runtime_defaults = yaml.safe_load(remotes.ROLE_DEFAULTS.read_text())
+    settings = {**runtime_defaults, **jupyter_defaults, **hostvars.get(host, {})}
+    cached: list[str] = []
+
+    def address() -> str:
+        if not cached:
+            cached.append(_address(host, settings))
+        return cached[0]
+
+    lines = [f"{host} ({_inventory_arg(inventory)}):"]
+    body: list[str] = []
+    if host in _group_hosts(listing, JUPYTER_GROUP):
+        body += _jupyter_lines(host, settings, lab, address, secrets_dir)
+    if host in _group_hosts(listing, remotes.RUNTIME_GROUP):
+        body += _runtime_lines(host, settings, inventory, secrets_dir)
+    inv_arg = _inventory_arg(inventory)
+    verify = f"invoke verify --host {host}"
+    if inventory.resolve() != DEFAULT_INVENTORY.resolve():
+        verify += f" --inventory {inv_arg}"
+    body += [
+        f"remotes string: invoke remotes --inventory {inv_arg} (--with-password to include it)",
+        f"check the host: {verify}",
+    ]
+    return "\n".join(lines + ["  " + line for line in body])

@@ -1,0 +1,128 @@
+"""gymlab.lab.summary: what runs where, from a temporary inventory and secrets directory."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gymlab.lab import summary
+from gymlab.lab.errors import LabError
+
+TOKEN = "t0ken-never-printed"
+PASSWORD = "passw0rd-never-printed"
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    inv = tmp_path / "mylab"
+    inv.mkdir()
+    (inv / "hosts.yml").write_text(
+        textwrap.dedent(
+            """\
+            all:
+              children:
+                jupyter_hosts:
+                  hosts:
+                    box:
+                      ansible_host: 10.9.0.5
+                      jupyterlab_users: [{name: gymlab, port: 8890}]
+                      jupyterlab_listen_address: 0.0.0.0
+                    notebooks:
+                      jupyterlab_users: [alice, bob]
+                runtime_hosts:
+                  hosts:
+                    box:
+                      gym_runtime_novnc: true
+                      gym_runtime_instances:
+                        - {env_id: CartPole-v1}
+                        - {env_id: Acrobot-v1, mode: realtime}
+                other:
+                  hosts:
+                    plain: {}
+            """
+        )
+    )
+    return inv
+
+
+@pytest.fixture
+def secrets(tmp_path: Path) -> Path:
+    base = tmp_path / "secrets"
+    (base / "mylab").mkdir(parents=True)
+    (base / "mylab" / "jupyter-box-gymlab").write_text(TOKEN + "\n")
+    (base / "mylab" / "runtime-password").write_text(PASSWORD + "\n")
+    return base
+
+
+def test_a_host_with_jupyterlab_and_runtimes(lab, secrets):
+    text = summary.host_summary(lab, "box", secrets_dir=secrets)
+    lines = text.splitlines()
+    assert lines[0] == f"box ({lab}):"
+    assert "  JupyterLab: http://10.9.0.5:8890/lab  (user gymlab, modern)" in lines
+    assert f"    token: {secrets}/mylab/jupyter-box-gymlab" in lines
+    # Ports come from the gym_runtime role's defaults, counted per runtime.
+    assert "  runtimes: vnc://10.9.0.5:5900+15900,10.9.0.5:5901+15901" in lines
+    assert "    0: CartPole-v1 (lockstep), VNC 5900, rewarder 15900" in lines
+    assert "    1: Acrobot-v1 (realtime), VNC 5901, rewarder 15901" in lines
+    assert f"    password: {secrets}/mylab/runtime-password" in lines
+    assert any(line.startswith("  noVNC 0: http://10.9.0.5:6080/") for line in lines)
+    assert any(line.startswith("  noVNC 1: http://10.9.0.5:6081/") for line in lines)
+    remotes = f"  remotes string: invoke remotes --inventory {lab} (--with-password to include it)"
+    assert remotes in lines
+    assert f"  check the host: invoke verify --host box --inventory {lab}" in lines
+    assert TOKEN not in text and PASSWORD not in text
+
+
+def test_loopback_servers_get_the_tunnel_and_missing_tokens_say_so(lab, secrets):
+    text = summary.host_summary(lab, "notebooks", secrets_dir=secrets)
+    lines = text.splitlines()
+    # Bare user names count up from the role's base port; the default binds to loopback.
+    assert "  JupyterLab: http://127.0.0.1:8888/lab  (user alice, modern)" in lines
+    assert "  JupyterLab: http://127.0.0.1:8889/lab  (user bob, modern)" in lines
+    assert "    on the host only: ssh -L 8889:127.0.0.1:8889 notebooks" in lines
+    assert (
+        f"    token: {secrets}/mylab/jupyter-notebooks-bob (not generated yet: provision first)"
+        in lines
+    )
+    assert "runtimes" not in text and "noVNC" not in text
+
+
+def test_a_host_with_neither_gets_the_commands_only(lab, secrets):
+    lines = summary.host_summary(lab, "plain", secrets_dir=secrets).splitlines()
+    assert len(lines) == 3
+    assert lines[2] == f"  check the host: invoke verify --host plain --inventory {lab}"
+
+
+def test_a_missing_password_and_an_inventory_password(lab, tmp_path):
+    empty = tmp_path / "empty-secrets"
+    text = summary.host_summary(lab, "box", secrets_dir=empty)
+    assert f"password: {empty}/mylab/runtime-password (not generated yet: provision first)" in text
+    hosts = lab / "hosts.yml"  # a password set in the inventory, and no noVNC
+    hosts.write_text(
+        hosts.read_text().replace("gym_runtime_novnc: true", "gym_runtime_password: y")
+    )
+    text = summary.host_summary(lab, "box", secrets_dir=empty)
+    assert "password: set in the inventory (gym_runtime_password)" in text
+    assert "noVNC" not in text
+
+
+def test_an_unknown_host_is_a_clear_error(lab, secrets):
+    with pytest.raises(LabError, match="no host nope in"):
+        summary.host_summary(lab, "nope", secrets_dir=secrets)
+
+
+def test_the_embedded_sandbox_is_described(monkeypatch, tmp_path):
+    """The local inventory as shipped: JupyterLab and runtimes on the container's address."""
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(summary.remotes, "container_address", lambda name: "172.17.0.9")
+    text = summary.host_summary(summary.DEFAULT_INVENTORY, "sandbox", secrets_dir=tmp_path)
+    assert "JupyterLab: http://172.17.0.9:8888/lab  (user gymlab, modern)" in text
+    assert "runtimes: vnc://172.17.0.9:5900+15900" in text
+    assert "noVNC 0: http://172.17.0.9:6080/" in text
+    assert "check the host: invoke verify --host sandbox\n" in text + "\n"
+    assert "invoke remotes --inventory inventories/local " in text
