@@ -25,8 +25,6 @@ from gymlab.lab.report import (  # noqa: E402
     Counts,
     Phase,
     SuiteRun,
-    cases_table,
-    junit_cases,
     junit_counts,
     phase,
 )
@@ -91,36 +89,20 @@ def provision(c, host="", inventory=None, check=False, tags=None):
 
 @task(
     help={
-        "host": "inventory host to check",
+        "host": "inventory host(s) to check, comma-separated",
         "inventory": "inventory directory (default: inventories/local)",
-        "junit": "JUnit XML report path (default: reports/verify-HOST.xml)",
+        "reports": "directory for the JUnit files and the HTML page (default: reports/)",
     }
 )
 @one_line_errors
-def verify(c, host="", inventory=None, junit=None):
-    """Run the testinfra checks (tests/infra) against a host; print a per-check report."""
-    inv = _inventory(inventory)
-    ansible.inventory_host(host, inv)
-    ansible.preflight(inv, limit=host)
-    xml = Path(junit or REPO / "reports" / f"verify-{host}.xml").resolve()
-    xml.parent.mkdir(parents=True, exist_ok=True)
-    argv = [
-        "pytest",
-        str(REPO / "tests" / "infra"),
-        f"--hosts=ansible://{host}",
-        f"--ansible-inventory={inv}",
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        f"--junitxml={xml}",
-    ]
-    with phase(f"verify {host}"):
-        result = c.run(" ".join(argv), warn=True, pty=False, hide="stdout")
-    if not xml.is_file():
-        print(result.stdout)
-        raise Exit(f"gymlab: verify could not run on {host}; see the output above", code=1)
-    print(cases_table(f"verify {host} (JUnit: {xml})", junit_cases(xml)))
-    if result.exited != 0:
+def verify(c, host="", inventory=None, reports="reports"):
+    """Run the testinfra checks (tests/infra) against hosts: a per-check table for each, JUnit
+    files and one HTML page (checks by layer, GPU facts, a screenshot of every runtime)."""
+    from gymlab.lab.verify import verify as verify_hosts
+
+    hosts = [h for h in host.split(",") if h] or [""]
+    ok, _ = verify_hosts(hosts, _inventory(inventory), Path(reports).resolve())
+    if not ok:
         raise Exit(f"gymlab: verify found failures on {host}; see the report above", code=1)
 
 

@@ -54,13 +54,16 @@ def host_remotes(name: str, hostvars: dict, defaults: dict) -> list[Remote]:
     ]
 
 
-def lab_remotes(inventory: Path) -> list[Remote]:
-    """Every runtime of the lab described by ``inventory``."""
+def lab_remotes(inventory: Path, only: str | None = None) -> list[Remote]:
+    """Every runtime of the lab described by ``inventory`` (of host ``only``, when given: none
+    when it serves no runtimes)."""
     listing = json.loads(
         run(["ansible-inventory", "-i", str(inventory), "--list"], what="ansible-inventory")
     )
     hosts = listing.get(RUNTIME_GROUP, {}).get("hosts", [])
-    if not hosts:
+    if only is not None:
+        hosts = [h for h in hosts if h == only]
+    elif not hosts:
         raise LabError(f"no hosts in group {RUNTIME_GROUP} of {inventory}")
     defaults = yaml.safe_load(ROLE_DEFAULTS.read_text())
     hostvars = listing.get("_meta", {}).get("hostvars", {})

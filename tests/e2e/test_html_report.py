@@ -1,0 +1,92 @@
+"""End-to-end: the HTML page `invoke verify` writes, with real runtimes' screenshots over VNC,
+rendered by a real headless Chromium (gymlab.lab.html_report)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gymlab.client.remotes import Remote
+from gymlab.lab.html_report import HostReport, render, screenshots
+from gymlab.lab.report import Case
+from gymlab.runtime.local import local_runtimes
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("Xvnc") is None, reason="TigerVNC Xvnc is not installed"),
+    pytest.mark.skipif(
+        shutil.which("chromedriver") is None, reason="Debian's chromium-driver is not installed"
+    ),
+]
+
+CASES = [
+    Case("test_rendering::test_xvfb_serves_the_display", "passed"),
+    Case("test_runtimes::test_every_runtime_answers", "failed", "AssertionError: 1 != 2"),
+    Case("test_gpu::test_nvidia_smi_sees_the_gpu", "skipped", "no GPU in this host"),
+]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    with local_runtimes(2) as runtimes:
+        remotes = [Remote("127.0.0.1", rt.vnc_port, rt.rewarder_port) for rt in runtimes]
+        dead = Remote("127.0.0.1", closed_port(), closed_port())
+        shots = screenshots([*remotes, dead], runtimes[0].password, timeout=5)
+    hosts = [
+        HostReport("rt01", CASES, "name, driver_version\nNVIDIA H200, 560.35", shots),
+        HostReport("notebook01", CASES[:1]),
+    ]
+    path = tmp_path_factory.mktemp("report") / "verify.html"
+    path.write_text(render("gymlab verify: rt01, notebook01", hosts))
+    return path, shots
+
+
+def test_every_runtime_is_shot_and_an_unreachable_one_says_why(page):
+    _, shots = page
+    live, dead = shots[:2], shots[2]
+    for shot in live:
+        frame = np.asarray(Image.open(io.BytesIO(shot.png)))
+        assert frame.shape == (400, 600, 3)  # CartPole's display
+        assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 2  # the cart and pole are drawn
+    assert dead.png is None
+    assert dead.error.startswith(f"VNC 127.0.0.1:{dead.remote.vnc_port}: cannot connect")
+
+
+def test_the_page_renders_in_headless_chromium(page):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    path, _ = page
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    try:
+        driver.get(path.as_uri())
+        images = driver.execute_script(
+            "return [...document.querySelectorAll('#host-rt01 img.screenshot')]"
+            ".map(i => [i.complete, i.naturalWidth, i.naturalHeight]);"
+        )
+        assert images == [[True, 600, 400], [True, 600, 400]]
+        layers = driver.execute_script(
+            "return [...document.querySelectorAll('#host-rt01 h3.layer')].map(h => h.textContent);"
+        )
+        assert layers == ["headless display", "runtimes", "GPU stack"]
+        text = driver.find_element("id", "host-rt01").text
+        assert "1 passed, 1 failed, 1 skipped" in text
+        assert "NVIDIA H200" in text and "no screenshot: VNC 127.0.0.1:" in text
+        other = driver.find_element("id", "host-notebook01").text
+        assert "no runtimes on this host" in other and "no GPU tools on this host" in other
+    finally:
+        driver.quit()
