@@ -1,12 +1,20 @@
-"""JupyterLab servers (jupyterlab role): token auth, localhost only, the host's profile kernels,
-and each profile's kernel starts and imports TensorFlow."""
+"""JupyterLab servers (jupyterlab role): token auth, localhost unless configured otherwise, the
+configured listen address reached from the control machine, the host's profile kernels, each
+profile's kernel starting and importing TensorFlow, the starter notebooks executing (a frame
+rendered on the headless display) and the runtime access file."""
 
 from __future__ import annotations
 
+import base64
 import json
+import shlex
+import urllib.error
+import urllib.request
 
 import pytest
 from conftest import host_var
+
+from gymlab.lab import summary
 
 ROOT_DEFAULT = "/opt/gymlab/envs"
 TIMEOUT = "timeout 300"
@@ -58,11 +66,17 @@ def python(host) -> str:
     return f"{root}/{host_var(host, 'jupyterlab_profile', 'modern')}/bin/python"
 
 
-def status_code(host, port: int, path: str, auth: str | None) -> tuple[int, str]:
+def local_host(host, name: str) -> str:
+    """Where the server is reached from the host itself: loopback for a wildcard address."""
+    ip = listen_ip(host, name)
+    return "127.0.0.1" if ip in WILDCARD else (f"[{ip}]" if ":" in ip else ip)
+
+
+def status_code(host, port: int, path: str, auth: str | None, name: str) -> tuple[int, str]:
     script = "/tmp/gymlab-http-get.py"
     host.check_output(f"cat > {script} <<'EOF'\n{HTTP_GET}EOF")
     out = host.check_output(
-        f"{python(host)} {script} http://127.0.0.1:{port}{path} {auth or ''}"
+        f"{python(host)} {script} http://{local_host(host, name)}:{port}{path} {auth or ''}"
     ).split("\n", 1)
     return int(out[0]), (out[1] if len(out) > 1 else "")
 
@@ -83,34 +97,78 @@ def test_units_run_as_their_users(host, servers):
 
 
 LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1
+WILDCARD = {"0.0.0.0": "00000000", "::": "0" * 32}
+
+
+def listen_ip(host, name: str) -> str:
+    """The address the role configured the server to listen on (its configuration file)."""
+    return json.loads(host.file(f"/etc/gymlab/jupyter/{name}.json").content_string)["ServerApp"][
+        "ip"
+    ]
+
+
+def hex_ipv4(address: str) -> str:
+    """An IPv4 address as /proc/net/tcp writes it (little-endian hex)."""
+    return "".join(f"{int(part):02X}" for part in reversed(address.split(".")))
 
 
 def test_bound_to_localhost_only(host, servers):
-    if host_var(host, "jupyterlab_open", False):
-        pytest.skip("this host opens JupyterLab on purpose")
     for server in servers:
+        if listen_ip(host, server["name"]) != "127.0.0.1":
+            pytest.skip("this host serves JupyterLab beyond loopback on purpose")
         addresses = listening_addresses(host, server["port"])
         assert addresses, "nothing listens on the port"
         assert addresses <= LOOPBACK, f"listening beyond loopback: {addresses}"
 
 
+def controller_get(url: str, auth: str | None) -> int:
+    request = urllib.request.Request(url)
+    if auth:
+        request.add_header("Authorization", f"token {auth}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_listens_on_the_configured_address_and_answers_there_with_its_token(host, servers):
+    """From the control machine, at the host's own address (for a container: its bridge
+    address): 200 with the token, 403 without it."""
+    for server in servers:
+        ip = listen_ip(host, server["name"])
+        if ip.startswith("127."):
+            pytest.skip("JupyterLab listens on loopback only here")
+        configured = host_var(host, "jupyterlab_listen_address", "")
+        if configured and "{{" not in configured:
+            assert ip == configured
+        expected = WILDCARD.get(ip) or hex_ipv4(ip)
+        assert listening_addresses(host, server["port"]) == {expected}
+        where = summary.host_address(host.backend.host, host.ansible.get_variables())
+        where = where if ip in WILDCARD else ip
+        url = f"http://{where}:{server['port']}/api/status"
+        assert controller_get(url, token(host, server["name"])) == 200
+        assert controller_get(url, None) == 403
+        assert controller_get(url, "not-the-token") == 403
+
+
 def test_api_status_needs_the_token(host, servers):
     for server in servers:
-        code, body = status_code(host, server["port"], "/api/status", token(host, server["name"]))
+        name = server["name"]
+        code, body = status_code(host, server["port"], "/api/status", token(host, name), name)
         assert code == 200
         assert "started" in json.loads(body)
-        refused, _ = status_code(host, server["port"], "/api/status", None)
+        refused, _ = status_code(host, server["port"], "/api/status", None, name)
         assert refused == 403
-        wrong, _ = status_code(host, server["port"], "/api/status", "not-the-token")
+        wrong, _ = status_code(host, server["port"], "/api/status", "not-the-token", name)
         assert wrong == 403
 
 
 def test_kernels_are_the_hosts_profiles(host, servers):
     profiles = sorted(f"gymlab-{p}" for p in host_var(host, "python_envs_profiles", []))
     for server in servers:
-        code, body = status_code(
-            host, server["port"], "/api/kernelspecs", token(host, server["name"])
-        )
+        name = server["name"]
+        code, body = status_code(host, server["port"], "/api/kernelspecs", token(host, name), name)
         assert code == 200
         assert sorted(json.loads(body)["kernelspecs"]) == profiles
 
@@ -138,3 +196,76 @@ def test_each_profile_kernel_starts_and_imports_tensorflow(host, servers):
             "'import tensorflow as tf; print(tf.__version__)'"
         )
         assert out.strip().startswith("ok"), out
+
+
+def serving_env(host, server: dict) -> str:
+    root = host_var(host, "python_envs_root", ROOT_DEFAULT)
+    return f"{root}/{server.get('profile', host_var(host, 'jupyterlab_profile', 'modern'))}"
+
+
+def home(host, user: str) -> str:
+    return host.check_output(f"getent passwd {user}").split(":")[5]
+
+
+def runtime_access_expected(host) -> bool:
+    groups = host.ansible.get_variables().get("group_names", [])
+    return bool(host_var(host, "jupyterlab_runtime_access", False)) and "runtime_hosts" in groups
+
+
+def test_runtime_access_file_is_the_users_alone(host, servers):
+    """Shared with each user (mode 0400) on runtime hosts that turn it on; absent elsewhere."""
+    for server in servers:
+        path = f"/etc/gymlab/jupyter/runtime/{server['name']}.json"
+        access = host.file(path)
+        if not runtime_access_expected(host):
+            assert not access.exists, f"{path} exists on a host that shares no runtime"
+            continue
+        assert access.user == server["name"] and access.mode == 0o400
+        with host.sudo():
+            shared = json.loads(access.content_string)
+        assert shared["remotes"] and len(shared["remotes"]) == len(shared["env_ids"])
+        with host.sudo():
+            password = host.file("/etc/gymlab/runtime/password").content_string.strip()
+        assert shared["password"] == password
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_starter_notebooks_execute_and_show_a_frame(host, servers, display):
+    """Each starter notebook runs top to bottom as its user, in the serving env, on the headless
+    display; it shows a PNG frame; its runtime part plays the host's runtime or says it skips."""
+    notebooks = [n.rsplit("/", 1)[-1] for n in host_var(host, "jupyterlab_starter_notebooks", [])]
+    if not notebooks:
+        pytest.skip("no starter notebooks configured for this host")
+    for server in servers:
+        user = server["name"]
+        user_home = home(host, user)
+        out = f"/tmp/gymlab-starter-{user}"
+        host.check_output(f"runuser -u {user} -- mkdir -p {out}")
+        for notebook in notebooks:
+            source = host.file(f"{user_home}/{notebook}")
+            assert source.exists and source.user == user
+            command = (
+                f"cd {user_home} && DISPLAY=:{display} HOME={user_home} timeout 600 "
+                f"{serving_env(host, server)}/bin/jupyter nbconvert --to notebook --execute "
+                f"--ExecutePreprocessor.timeout=300 --output-dir {out} {notebook}"
+            )
+            done = host.run(f"runuser -u {user} -- bash -c {shlex.quote(command)}")
+            assert done.rc == 0, done.stderr[-3000:]
+            executed = json.loads(host.file(f"{out}/{notebook}").content_string)
+            outputs = [o for c in executed["cells"] for o in c.get("outputs", [])]
+            assert not [o for o in outputs if o["output_type"] == "error"]
+            pngs = [
+                base64.b64decode(o["data"]["image/png"])
+                for o in outputs
+                if "image/png" in o.get("data", {})
+            ]
+            assert pngs and all(p.startswith(PNG) for p in pngs), "no PNG frame in the outputs"
+            text = "".join(
+                "".join(o.get("text", "")) for o in outputs if o["output_type"] == "stream"
+            )
+            if runtime_access_expected(host):
+                assert len(pngs) >= 2, "the runtime part showed no frame"
+            else:
+                assert "Skipping part 2" in text

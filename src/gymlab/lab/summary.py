@@ -47,7 +47,7 @@ def _literal(value: object) -> bool:
     return not (isinstance(value, str) and "{{" in value)
 
 
-def _address(name: str, settings: dict) -> str:
+def host_address(name: str, settings: dict) -> str:
     """How this machine reaches the host: as ``invoke remotes`` does."""
     if "gymlab_remote_address" in settings:
         return str(settings["gymlab_remote_address"])
@@ -166,7 +166,7 @@ def host_summary(inventory: Path, host: str, *, secrets_dir: Path | None = None)
 
     def address() -> str:
         if not cached:
-            cached.append(_address(host, settings))
+            cached.append(host_address(host, settings))
         return cached[0]
 
     lines = [f"{host} ({_inventory_arg(inventory)}):"]
