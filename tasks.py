@@ -85,6 +85,10 @@ def provision(c, host="", inventory=None, check=False, tags=None):
             diff=check,
             tags=tags,
         )
+    if not check:
+        from gymlab.lab.summary import host_summary
+
+        print(host_summary(inv, host), flush=True)
 
 
 @task(
