@@ -211,7 +211,9 @@ def test_wheelhouse_copy_matches_the_control_machine(host):
     and the listing the role compares on the next run is the control machine's."""
     if not host_var(host, "python_envs_copy_wheelhouse", False):
         pytest.skip("this host installs from the control machine's wheelhouse or an index")
-    controller = Path(host_var(host, "python_envs_controller_wheelhouse", "")).expanduser()
+    default = Path.home() / ".cache" / "gymlab" / "wheels"  # the role's default, here
+    configured = str(host_var(host, "python_envs_controller_wheelhouse", default))
+    controller = default if "{{" in configured else Path(configured).expanduser()
     copy = f"{host_var(host, 'python_envs_root', ROOT_DEFAULT)}/.wheelhouse"
     profiles = host_var(host, "python_envs_profiles", [])
     assert profiles
