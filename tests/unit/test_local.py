@@ -97,9 +97,9 @@ def test_check_ports_names_port_and_holder(listener: int) -> None:
 
 
 def test_runtime_config_normalises_mode_strings() -> None:
-    config = RuntimeConfig("CartPole-v1", "pw", mode="lockstep")
-    assert config.mode is Mode.LOCKSTEP and config.mode == "lockstep"
-    assert RuntimeConfig("CartPole-v1", "pw").mode is Mode.REALTIME
+    config = RuntimeConfig("CartPole-v1", "pw", mode="realtime")
+    assert config.mode is Mode.REALTIME and config.mode == "realtime"
+    assert RuntimeConfig("CartPole-v1", "pw").mode is Mode.LOCKSTEP  # DEFAULT_MODE
     with pytest.raises(ValueError, match="unknown mode 'sideways'"):
         RuntimeConfig("CartPole-v1", "pw", mode="sideways").validate()
 
