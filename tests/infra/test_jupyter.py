@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shlex
 import urllib.error
 import urllib.request
@@ -265,6 +266,8 @@ def test_starter_notebooks_execute_and_show_a_frame(host, servers, display):
             text = "".join(
                 "".join(o.get("text", "")) for o in outputs if o["output_type"] == "stream"
             )
+            # The gymlab client imports in the profile's kernel (the notebook prints its version).
+            assert re.search(r"^gymlab \S+$", text, re.MULTILINE), text
             if runtime_access_expected(host):
                 assert len(pngs) >= 2, "the runtime part showed no frame"
             else:
