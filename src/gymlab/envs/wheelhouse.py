@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import re
 import shutil
 import subprocess
@@ -30,11 +29,10 @@ from pathlib import Path
 from gymlab.envs import pypi
 from gymlab.envs.profiles import ENVS_DIR, get
 from gymlab.lab.errors import LabError
+from gymlab.lab.wheelhouse import build_wheel, platforms
 
 STAMP = ".gymlab-lock-sha256"
 REPO = ENVS_DIR.parent
-# a fixed epoch makes the gymlab wheel byte-stable for the same source
-REPRODUCIBLE_EPOCH = "315532800"
 
 
 def fetch(name: str, out: Path, envs_dir: Path = ENVS_DIR) -> bool:
@@ -49,12 +47,10 @@ def fetch(name: str, out: Path, envs_dir: Path = ENVS_DIR) -> bool:
     if stamp.is_file() and stamp.read_text().strip() == digest:
         return False
     target.mkdir(parents=True, exist_ok=True)
-    minor = pypi.manylinux_platform(profile.glibc()).rsplit("_", 1)[1]
-    tags = [f"manylinux_2_{m}_x86_64" for m in range(int(minor), 16, -1)] + [
-        "manylinux2014_x86_64",
-        "manylinux2010_x86_64",
-        "manylinux1_x86_64",
-    ]
+    try:
+        tags = platforms(profile.glibc())
+    except ValueError as exc:
+        raise LabError(f"profile {name}: {exc}") from None
     version = profile.python_version()
     argv = [
         sys.executable,
@@ -143,22 +139,8 @@ def build_client(out: Path) -> bool:
     target.mkdir(parents=True, exist_ok=True)
     before = {w.name: w.read_bytes() for w in target.glob("*.whl")}
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--quiet",
-                "--no-deps",
-                "-w",
-                tmp,
-                str(REPO),
-            ],
-            check=True,
-            env={**os.environ, "SOURCE_DATE_EPOCH": REPRODUCIBLE_EPOCH},
-        )
-        built = {w.name: w.read_bytes() for w in Path(tmp).glob("*.whl")}
+        wheel = build_wheel(REPO, Path(tmp))
+        built = {wheel.name: wheel.read_bytes()}
     if built == before:
         return False
     for old in target.glob("*.whl"):

@@ -92,12 +92,13 @@ def wheel_pin(wheel: Path) -> tuple[str, str]:
 
 
 def platforms(glibc: str, machine: str = "x86_64") -> list[str]:
-    """manylinux tags a host with this glibc accepts, newest first."""
+    """manylinux tags a host with this glibc accepts, newest first: PEP 600 names down to 2_17,
+    then the legacy aliases (2014 = 2_17, 2010 = 2_12, 1 = 2_5) that older releases use."""
     major, minor = (int(p) for p in glibc.split(".")[:2])
     if major != 2 or minor < 17:
         raise ValueError(f"glibc {glibc}: manylinux wheels need glibc 2.17 or newer")
     tags = [f"manylinux_2_{m}_{machine}" for m in range(minor, 16, -1)]
-    return [*tags, f"manylinux2014_{machine}"]
+    return [*tags, *(f"manylinux{alias}_{machine}" for alias in ("2014", "2010", "1"))]
 
 
 def digest(directory: Path) -> str:
@@ -116,8 +117,9 @@ def _pip() -> list[str]:
     return [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
 
 
-def _wheel_of(source: Path, out: Path) -> Path:
-    """Build ``source`` (a project directory or an sdist) into one wheel in ``out``."""
+def build_wheel(source: Path, out: Path) -> Path:
+    """Build ``source`` (a project directory or an sdist) into one wheel in ``out``, byte-stable
+    for the same source."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "SOURCE_DATE_EPOCH": REPRODUCIBLE_EPOCH}
         subprocess.run([*_pip(), "wheel", "--no-deps", "-w", tmp, str(source)], check=True, env=env)
@@ -137,7 +139,7 @@ def artifact_wheel(artifact: Path, out: Path) -> Path:
     if artifact.name.endswith(".whl"):
         return artifact.resolve()
     if artifact.name.endswith(SDIST_SUFFIXES):
-        return _wheel_of(artifact.resolve(), out)
+        return build_wheel(artifact.resolve(), out)
     raise ValueError(
         f"artifact {artifact}: expected a wheel (.whl) or an sdist (.tar.gz, .zip) "
         "of an env package"
@@ -208,7 +210,7 @@ def build(
     with tempfile.TemporaryDirectory() as tmp:
         local, new = Path(tmp, "local"), Path(tmp, "new")
         local.mkdir()
-        gymlab = _wheel_of(project, local)
+        gymlab = build_wheel(project, local)
         own = [artifact_wheel(a, local) for a in artifacts]
         constraints = Path(tmp, "envs-constraints.txt")
         constraints.write_text("".join(f"{n}=={v}\n" for n, (v, _) in sorted(lock.items())))
