@@ -63,15 +63,15 @@ def parse(text, path="daemon.json"):
     except ValueError as exc:
         where = ""
         if hasattr(exc, "lineno"):
-            where = " at line {0} column {1}".format(exc.lineno, exc.colno)
+            where = f" at line {exc.lineno} column {exc.colno}"
         raise DaemonJsonError(
-            "{0} is not valid JSON ({1}{2}); left untouched: fix or remove it, then run "
-            "again".format(path, getattr(exc, "msg", str(exc)), where)
-        )
+            f"{path} is not valid JSON ({getattr(exc, 'msg', str(exc))}{where}); left untouched: "
+            "fix or remove it, then run again"
+        ) from None
     if not isinstance(config, dict):
         raise DaemonJsonError(
-            "{0} holds a JSON {1}, not an object; left untouched: fix or remove it, then run "
-            "again".format(path, type(config).__name__)
+            f"{path} holds a JSON {type(config).__name__}, not an object; left untouched: "
+            "fix or remove it, then run again"
         )
     return config
 
@@ -134,20 +134,20 @@ def main():
     )
     path = module.params["path"]
     if not os.path.isdir(os.path.dirname(path) or "."):
-        module.fail_json(msg="{0}: its directory does not exist".format(path))
+        module.fail_json(msg=f"{path}: its directory does not exist")
     before = ""
     if os.path.exists(path):
         with open(path) as handle:
             before = handle.read()
     try:
-        after, changed = merge_text(before, module.params["settings"],
-                                    module.params["remove"], path)
+        after, changed = merge_text(
+            before, module.params["settings"], module.params["remove"], path
+        )
     except DaemonJsonError as exc:
         module.fail_json(msg=str(exc))
     result = dict(changed=bool(changed), changed_keys=changed, config=parse(after, path))
     if changed:
-        result["diff"] = dict(before=before, after=after,
-                              before_header=path, after_header=path)
+        result["diff"] = dict(before=before, after=after, before_header=path, after_header=path)
         if not module.check_mode:
             _write(module, path, after)
     module.exit_json(**result)

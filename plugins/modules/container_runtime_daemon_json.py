@@ -1,0 +1,1 @@
+../../roles/container_runtime/library/container_runtime_daemon_json.py
