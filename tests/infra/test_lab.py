@@ -18,7 +18,6 @@ from pathlib import Path
 import gymnasium
 import numpy as np
 import pytest
-import yaml
 
 from gymlab.client.remotes import Remote, parse_remotes
 from gymlab.client.vector import RemoteVectorEnv
@@ -54,18 +53,17 @@ def remotes_string(inventory) -> str:
 
 @pytest.fixture(scope="module")
 def instances(inventory, remotes_string) -> dict[tuple[str, int], dict]:
-    """(address, VNC port) -> the gym_runtime_instances entry serving it, from the inventory."""
+    """(address, VNC port) -> the gym_runtime_instances entry serving it (the inventory's), each
+    runtime located by what its host's fact recorded."""
     listing = json.loads(
         run(["ansible-inventory", "-i", str(inventory), "--list"], what="ansible-inventory")
     )
-    defaults = yaml.safe_load(lab_remotes.ROLE_DEFAULTS.read_text())
     hostvars = listing["_meta"]["hostvars"]
     found = {}
-    for name in listing[lab_remotes.RUNTIME_GROUP]["hosts"]:
-        settings = {**defaults, **hostvars.get(name, {})}
-        remotes = lab_remotes.host_remotes(name, hostvars.get(name, {}), defaults)
-        for remote, entry in zip(remotes, settings["gym_runtime_instances"], strict=True):
-            found[(remote.host, remote.vnc_port)] = entry
+    for rt in lab_remotes.lab_runtimes(inventory):
+        entry = hostvars[rt.host]["gym_runtime_instances"][rt.index]
+        assert entry["env_id"] == rt.env_id
+        found[(rt.remote.host, rt.remote.vnc_port)] = entry
     return found
 
 

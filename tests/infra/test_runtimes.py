@@ -17,7 +17,6 @@ from pathlib import Path
 import browser
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
 from gymlab.client.remotes import Remote
@@ -30,12 +29,29 @@ RESTART_DEADLINE_S = 45.0
 
 
 @pytest.fixture(scope="module")
-def runtimes(host) -> list[Remote]:
+def fact(host) -> dict:
+    """What the gym_runtime role recorded it deployed here (its local fact)."""
     hostvars = host.ansible.get_variables()
     if "runtime_hosts" not in hostvars.get("group_names", []):
         pytest.skip("not in runtime_hosts: the gym_runtime role did not run here")
-    defaults = yaml.safe_load(lab_remotes.ROLE_DEFAULTS.read_text())
-    return lab_remotes.host_remotes(host.backend.host, hostvars, defaults)
+    return json.loads(host.file(lab_remotes.FACT_FILE).content_string)
+
+
+@pytest.fixture(scope="module")
+def runtimes(host, fact) -> list[Remote]:
+    address = lab_remotes.host_address(host.backend.host, host.ansible.get_variables())
+    return [rt.remote for rt in lab_remotes.runtimes_of(host.backend.host, address, fact)]
+
+
+def test_the_fact_records_every_configured_runtime(host, fact):
+    """One entry per gym_runtime_instances entry, each with its own ports (the role's layout)."""
+    configured = host.ansible.get_variables().get("gym_runtime_instances")
+    entries = fact["instances"]
+    if configured is not None:
+        assert [e["env_id"] for e in entries] == [c["env_id"] for c in configured]
+    ports = [p for e in entries for p in (e["vnc_port"], e["rewarder_port"])]
+    assert entries and len(set(ports)) == len(ports)
+    assert [e["index"] for e in entries] == list(range(len(entries)))
 
 
 @pytest.fixture(scope="module")
@@ -131,15 +147,13 @@ def test_killed_runtime_is_restarted_and_a_connected_client_recovers(host, runti
     assert int(host.check_output(f"systemctl show -p NRestarts --value {unit}")) >= 1
 
 
-def test_novnc_page_shows_the_environment_in_a_real_browser(host, runtimes, password):
+def test_novnc_page_shows_the_environment_in_a_real_browser(host, fact, runtimes, password):
     """Headless Chromium opens the noVNC viewer of runtime 0; its screenshot shows the cart."""
-    hostvars = host.ansible.get_variables()
-    if not hostvars.get("gym_runtime_novnc", False):
+    if not fact["novnc"]:
         pytest.skip("gym_runtime_novnc is off for this host")
     if browser.chromium() is None:
         pytest.skip("chromium is not installed on the control machine (./lab installs it)")
-    defaults = yaml.safe_load(lab_remotes.ROLE_DEFAULTS.read_text())
-    port = int(hostvars.get("gym_runtime_novnc_base_port", defaults["gym_runtime_novnc_base_port"]))
+    port = fact["instances"][0]["novnc_port"]
     png = browser.screenshot(
         f"http://{runtimes[0].host}:{port}/vnc_lite.html?password={password}&scale=true",
         ready_js="(document.getElementById('status') || {}).textContent === 'Connected to gymlab'",

@@ -199,14 +199,13 @@ def test_remotes_on_a_missing_inventory_says_so(tmp_path):
     )
 
 
-def test_remotes_on_a_good_inventory(tmp_path, listener):
+def test_remotes_on_a_good_inventory_goes_on_to_the_hosts_facts(tmp_path, listener):
     inv = lab(tmp_path, listener.port, gym_runtime_instances=[{"env_id": "CartPole-v1"}] * 2)
     done = invoke("remotes", "--inventory", str(inv))
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == (
-        "vnc://127.0.0.1:5900+15900,127.0.0.1:5901+15901,127.0.0.1:5900+15900"
-    )
-    assert listener.connections == 0
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("gymlab: cannot read /etc/ansible/facts.d/gym_runtime.fact from rt01 (")
+    assert listener.connections >= 2  # past the preflight: both hosts were asked
 
 
 @pytest.mark.parametrize("task", ["provision", "verify"])

@@ -50,6 +50,34 @@ def lab(tmp_path: Path, monkeypatch) -> Path:
     return inv
 
 
+def fact(*instances: tuple[str, str], novnc: bool = True) -> dict:
+    """A gym_runtime fact as the role writes it (its layout from the default base ports)."""
+    return {
+        "novnc": novnc,
+        "instances": [
+            {"index": i, "env_id": env_id, "mode": mode, "fps": 60.0, "vnc_port": 5900 + i,
+             "rewarder_port": 15900 + i, "novnc_port": 6080 + i if novnc else None}
+            for i, (env_id, mode) in enumerate(instances)
+        ],
+    }  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def facts(monkeypatch) -> dict:
+    """The hosts' gym_runtime facts (reading them over SSH is tests/infra's to prove)."""
+    known = {"box": fact(("CartPole-v1", "lockstep"), ("Acrobot-v1", "realtime")),
+             "sandbox": fact(("CartPole-v1", "lockstep"))}  # fmt: skip
+
+    def read_facts(inventory, hosts):
+        missing = [h for h in hosts if h not in known]
+        if missing:
+            raise LabError(f"cannot read the fact from {missing[0]} (unreachable)")
+        return {h: known[h] for h in hosts}
+
+    monkeypatch.setattr(summary.remotes, "read_facts", read_facts)
+    return known
+
+
 @pytest.fixture
 def secrets(tmp_path: Path) -> Path:
     base = tmp_path / "secrets"
@@ -65,7 +93,7 @@ def test_a_host_with_jupyterlab_and_runtimes(lab, secrets):
     assert lines[0] == f"box ({lab}):"
     assert "  JupyterLab: http://10.9.0.5:8890/lab  (user gymlab, modern)" in lines
     assert f"    token: {secrets}/mylab/jupyter-box-gymlab" in lines
-    # Ports come from the gym_runtime role's defaults, counted per runtime.
+    # Ports, modes and noVNC come from what the gym_runtime role recorded on the host.
     assert "  runtimes: vnc://10.9.0.5:5900+15900,10.9.0.5:5901+15901" in lines
     assert "    0: CartPole-v1 (lockstep), VNC 5900, rewarder 15900" in lines
     assert "    1: Acrobot-v1 (realtime), VNC 5901, rewarder 15901" in lines
@@ -98,7 +126,7 @@ def test_a_host_with_neither_gets_the_commands_only(lab, secrets):
     assert lines[2] == f"  check the host: invoke verify --host plain --inventory {lab}"
 
 
-def test_a_missing_password_and_an_inventory_password(lab, tmp_path):
+def test_a_missing_password_and_an_inventory_password(lab, tmp_path, facts):
     empty = tmp_path / "empty-secrets"
     text = summary.host_summary(lab, "box", secrets_dir=empty)
     assert f"password: {empty}/mylab/runtime-password (not generated yet: provision first)" in text
@@ -106,9 +134,17 @@ def test_a_missing_password_and_an_inventory_password(lab, tmp_path):
     hosts.write_text(
         hosts.read_text().replace("gym_runtime_novnc: true", "gym_runtime_password: y")
     )
+    facts["box"] = fact(("CartPole-v1", "lockstep"), novnc=False)
     text = summary.host_summary(lab, "box", secrets_dir=empty)
     assert "password: set in the inventory (gym_runtime_password)" in text
     assert "noVNC" not in text
+
+
+def test_runtimes_whose_fact_cannot_be_read_say_why(lab, secrets, facts):
+    del facts["box"]
+    lines = summary.host_summary(lab, "box", secrets_dir=secrets).splitlines()
+    assert "  runtimes: cannot read the fact from box (unreachable)" in lines
+    assert f"    password: {secrets}/mylab/runtime-password" in lines
 
 
 def test_an_unknown_host_is_a_clear_error(lab, secrets):

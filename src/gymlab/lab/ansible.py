@@ -100,3 +100,19 @@ def playbook(
         raise LabError(
             f"ansible-playbook {path.name} exited {done.returncode}; see the output above"
         )
+
+
+def adhoc(inventory: Path, pattern: str, module: str, args: str) -> dict[str, dict]:
+    """One ad-hoc module run on the hosts ``pattern`` names, in parallel: {host: its result}
+    (failed and unreachable hosts included, with ``failed`` / ``unreachable`` set)."""
+    require_inventory(inventory)
+    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+           "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json"}  # fmt: skip
+    argv = ["ansible", "-i", str(inventory), pattern, "-m", module, "-a", args]
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+    try:
+        plays = json.loads(done.stdout)["plays"]
+    except (ValueError, KeyError):
+        detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise LabError(f"ansible {module} on {pattern} failed: {detail}") from None
+    return {h: r for p in plays for t in p["tasks"] for h, r in t["hosts"].items()}

@@ -1,4 +1,9 @@
-"""The remotes string of a lab: every runtime the gym_runtime role deploys, from the inventory.
+"""The runtimes of a lab, as the gym_runtime role recorded them on each host.
+
+The role writes what it deployed to ``/etc/ansible/facts.d/gym_runtime.fact`` (its one
+definition of the port layout, ``gym_runtime_layout``); this module reads those facts from
+every runtime host in one ad-hoc Ansible run, so `invoke remotes`, `verify` and the checks see
+what runs rather than re-deriving it from the inventory.
 
 Addresses: a host's ``gymlab_remote_address`` when set, else the container address for hosts
 reached through Docker (the sandbox, molecule hosts), else ``ansible_host`` or its name.
@@ -6,20 +11,33 @@ reached through Docker (the sandbox, molecule hosts), else ``ansible_host`` or i
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from gymlab.client.remotes import Remote, format_remotes
+from gymlab.lab import ansible
 from gymlab.lab.errors import LabError
 from gymlab.lab.proc import run
 
-REPO = Path(__file__).resolve().parents[3]
-ROLE_DEFAULTS = REPO / "roles" / "gym_runtime" / "defaults" / "main.yml"
 RUNTIME_GROUP = "runtime_hosts"
+FACT_FILE = "/etc/ansible/facts.d/gym_runtime.fact"
 DOCKER_CONNECTIONS = {"docker", "community.docker.docker"}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One runtime of the lab: where it is reached, and what it serves (the role's fact)."""
+
+    host: str  # the inventory name
+    index: int  # gym-runtime@<index>, its gym_runtime_instances entry
+    remote: Remote
+    env_id: str
+    mode: str
+    fps: float
+    novnc_port: int | None
 
 
 def container_address(container: str) -> str:
@@ -35,39 +53,71 @@ def container_address(container: str) -> str:
     return addresses[0]
 
 
-def host_remotes(name: str, hostvars: dict, defaults: dict) -> list[Remote]:
-    """The remotes one host serves, as the gym_runtime role lays them out."""
-    settings = {**defaults, **hostvars}
-    if "gymlab_remote_address" in settings:
-        address = settings["gymlab_remote_address"]
-    elif settings.get("ansible_connection") in DOCKER_CONNECTIONS:
-        address = container_address(settings.get("ansible_host", name))
-    else:
-        address = settings.get("ansible_host", name)
-    vnc, rewarder = (
-        settings["gym_runtime_vnc_base_port"],
-        settings["gym_runtime_rewarder_base_port"],
-    )
+def host_address(name: str, hostvars: dict) -> str:
+    """How this machine reaches the host's services."""
+    if "gymlab_remote_address" in hostvars:
+        return str(hostvars["gymlab_remote_address"])
+    if hostvars.get("ansible_connection") in DOCKER_CONNECTIONS:
+        return container_address(hostvars.get("ansible_host", name))
+    return str(hostvars.get("ansible_host", name))
+
+
+def runtimes_of(name: str, address: str, fact: dict) -> list[Runtime]:
+    """The runtimes one host's gym_runtime fact describes."""
     return [
-        Remote(address, int(vnc) + i, int(rewarder) + i)
-        for i in range(len(settings["gym_runtime_instances"]))
+        Runtime(
+            name,
+            int(i["index"]),
+            Remote(address, int(i["vnc_port"]), int(i["rewarder_port"])),
+            i["env_id"],
+            i["mode"],
+            float(i["fps"]),
+            None if i.get("novnc_port") is None else int(i["novnc_port"]),
+        )
+        for i in fact.get("instances", [])
     ]
 
 
-def lab_remotes(inventory: Path, only: str | None = None) -> list[Remote]:
-    """Every runtime of the lab described by ``inventory`` (of host ``only``, when given: none
-    when it serves no runtimes)."""
+def read_facts(inventory: Path, hosts: list[str]) -> dict[str, dict]:
+    """{host: its gym_runtime fact}, read from every host at once; LabError naming each host
+    whose fact could not be read (unreachable, or not provisioned yet)."""
+    results = ansible.adhoc(inventory, ",".join(hosts), "ansible.builtin.slurp", f"src={FACT_FILE}")
+    facts, problems = {}, []
+    for host in hosts:
+        result = results.get(host, {"failed": True, "msg": "no answer"})
+        if result.get("unreachable") or result.get("failed") or "content" not in result:
+            reason = " ".join(str(result.get("msg", "failed")).split())[:200]
+            problems.append(f"{host} ({reason})")
+            continue
+        facts[host] = json.loads(base64.b64decode(result["content"]))
+    if problems:
+        raise LabError(
+            f"cannot read {FACT_FILE} from {'; '.join(problems)}: provision the host(s) first"
+        )
+    return facts
+
+
+def lab_runtimes(inventory: Path, only: str | None = None) -> list[Runtime]:
+    """Every runtime of the lab (of host ``only``, when given: none when it serves none)."""
     listing = json.loads(
         run(["ansible-inventory", "-i", str(inventory), "--list"], what="ansible-inventory")
     )
     hosts = listing.get(RUNTIME_GROUP, {}).get("hosts", [])
     if only is not None:
         hosts = [h for h in hosts if h == only]
+        if not hosts:
+            return []
     elif not hosts:
         raise LabError(f"no hosts in group {RUNTIME_GROUP} of {inventory}")
-    defaults = yaml.safe_load(ROLE_DEFAULTS.read_text())
     hostvars = listing.get("_meta", {}).get("hostvars", {})
-    return [r for h in hosts for r in host_remotes(h, hostvars.get(h, {}), defaults)]
+    facts = read_facts(inventory, hosts)
+    return [
+        rt for h in hosts for rt in runtimes_of(h, host_address(h, hostvars.get(h, {})), facts[h])
+    ]
+
+
+def lab_remotes(inventory: Path, only: str | None = None) -> list[Remote]:
+    return [rt.remote for rt in lab_runtimes(inventory, only)]
 
 
 def password_file(inventory: Path, secrets_dir: Path | None = None) -> Path:
@@ -78,10 +128,8 @@ def password_file(inventory: Path, secrets_dir: Path | None = None) -> Path:
 
 def remotes_string(inventory: Path, *, with_password: bool = False) -> str:
     """``vnc://h:5900+15900,...`` for the lab; the password is added only when asked for."""
+    secret = password_file(inventory)
+    if with_password and not secret.is_file():
+        raise LabError(f"no generated password at {secret}; provision the lab first")
     text = format_remotes(lab_remotes(inventory))
-    if with_password:
-        secret = password_file(inventory)
-        if not secret.is_file():
-            raise LabError(f"no generated password at {secret}; provision the lab first")
-        text += "?password=" + secret.read_text().strip()
-    return text
+    return text + ("?password=" + secret.read_text().strip() if with_password else "")

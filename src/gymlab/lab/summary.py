@@ -1,9 +1,10 @@
 """What runs where on a provisioned host, as a few lines of plain text.
 
 Everything comes from what the roles use themselves: the inventory (``ansible-inventory
---list``), the roles' defaults files, and the files the roles keep on this machine (generated
-JupyterLab tokens and the lab's runtime password). Secrets are never printed, only where they
-are kept. Addresses are found as ``invoke remotes`` finds them (:mod:`gymlab.lab.remotes`).
+--list``), JupyterLab's role defaults, the runtimes the gym_runtime role recorded on the host
+(its local fact, read by :mod:`gymlab.lab.remotes`), and the files the roles keep on this
+machine (generated JupyterLab tokens and the lab's runtime password). Secrets are never
+printed, only where they are kept. Addresses are found as ``invoke remotes`` finds them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from gymlab.lab import remotes
 from gymlab.lab.errors import LabError
 from gymlab.lab.proc import run
 
-REPO = remotes.REPO
+REPO = Path(__file__).resolve().parents[3]
 DEFAULT_INVENTORY = REPO / "inventories" / "local"
 JUPYTER_DEFAULTS = REPO / "roles" / "jupyterlab" / "defaults" / "main.yml"
 JUPYTER_GROUP = "jupyter_hosts"
@@ -45,15 +46,6 @@ def _group_hosts(listing: dict, group: str) -> set[str]:
 def _literal(value: object) -> bool:
     """False for a variable the inventory left as a Jinja expression (resolved only by Ansible)."""
     return not (isinstance(value, str) and "{{" in value)
-
-
-def host_address(name: str, settings: dict) -> str:
-    """How this machine reaches the host: as ``invoke remotes`` does."""
-    if "gymlab_remote_address" in settings:
-        return str(settings["gymlab_remote_address"])
-    if settings.get("ansible_connection") in remotes.DOCKER_CONNECTIONS:
-        return remotes.container_address(settings.get("ansible_host", name))
-    return str(settings.get("ansible_host", name))
 
 
 def _url_host(address: str) -> str:
@@ -120,12 +112,15 @@ def _jupyter_lines(
 
 
 def _runtime_lines(name: str, settings: dict, inventory: Path, secrets: Path | None) -> list[str]:
-    found = remotes.host_remotes(name, settings, {})
-    lines = [f"runtimes: {format_remotes(found)}"]
-    for index, entry in enumerate(settings["gym_runtime_instances"]):
+    try:  # what the role recorded on the host (gymlab.lab.remotes)
+        found = remotes.lab_runtimes(inventory, only=name)
+        lines = [f"runtimes: {format_remotes([rt.remote for rt in found])}"]
+    except LabError as exc:
+        found, lines = [], [f"runtimes: {exc}"]
+    for rt in found:
         lines.append(
-            f"  {index}: {entry['env_id']} ({entry.get('mode', 'lockstep')}), "
-            f"VNC {found[index].vnc_port}, rewarder {found[index].rewarder_port}"
+            f"  {rt.index}: {rt.env_id} ({rt.mode}), "
+            f"VNC {rt.remote.vnc_port}, rewarder {rt.remote.rewarder_port}"
         )
     if str(settings.get("gym_runtime_password") or ""):
         lines.append("  password: set in the inventory (gym_runtime_password)")
@@ -135,11 +130,10 @@ def _runtime_lines(name: str, settings: dict, inventory: Path, secrets: Path | N
         )
         missing = "" if secret.is_file() else " (not generated yet: provision first)"
         lines.append(f"  password: {_shown(secret)}{missing}")
-    if settings.get("gym_runtime_novnc"):
-        base = int(settings["gym_runtime_novnc_base_port"])
-        for index, remote in enumerate(found):
+    for rt in found:
+        if rt.novnc_port is not None:
             lines.append(
-                f"noVNC {index}: http://{_url_host(remote.host)}:{base + index}/"
+                f"noVNC {rt.index}: http://{_url_host(rt.remote.host)}:{rt.novnc_port}/"
                 "  (opens the viewer; it asks for the password)"
             )
     return lines
@@ -160,13 +154,12 @@ def host_summary(inventory: Path, host: str, *, secrets_dir: Path | None = None)
         raise LabError(f"no host {host} in {inventory}")
     lab = inventory.resolve().name
     jupyter_defaults = yaml.safe_load(JUPYTER_DEFAULTS.read_text())
-    runtime_defaults = yaml.safe_load(remotes.ROLE_DEFAULTS.read_text())
-    settings = {**runtime_defaults, **jupyter_defaults, **hostvars.get(host, {})}
+    settings = {**jupyter_defaults, **hostvars.get(host, {})}
     cached: list[str] = []
 
     def address() -> str:
         if not cached:
-            cached.append(host_address(host, settings))
+            cached.append(remotes.host_address(host, settings))
         return cached[0]
 
     lines = [f"{host} ({_inventory_arg(inventory)}):"]

@@ -3,15 +3,14 @@ HTML page for all of them (gymlab.lab.html_report)."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 from pathlib import Path
 
+from gymlab.client.remotes import Remote
 from gymlab.lab import ansible
 from gymlab.lab import remotes as lab_remotes
 from gymlab.lab.errors import LabError
-from gymlab.lab.html_report import HostReport, render, screenshots
+from gymlab.lab.html_report import HostReport, Screenshot, render, screenshots
 from gymlab.lab.report import cases_table, junit_cases, phase
 
 REPO = Path(__file__).resolve().parents[3]
@@ -34,15 +33,8 @@ def testinfra(host: str, inventory: Path, junit: Path) -> bool:
 
 def gpu_facts(host: str, inventory: Path) -> str:
     """What nvidia-smi says on the host, or "" when it has none (or it fails)."""
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-           "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json"}  # fmt: skip
-    argv = ["ansible", "-i", str(inventory), host, "-m", "ansible.builtin.shell",
-            "-a", f"command -v nvidia-smi >/dev/null && {GPU_QUERY}"]  # fmt: skip
-    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    try:
-        result = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"][host]
-    except (ValueError, KeyError, IndexError):
-        return ""
+    shell = f"command -v nvidia-smi >/dev/null && {GPU_QUERY}"
+    result = ansible.adhoc(inventory, host, "ansible.builtin.shell", shell).get(host, {})
     return result.get("stdout", "") if result.get("rc") == 0 else ""
 
 
@@ -64,7 +56,10 @@ def verify(hosts: list[str], inventory: Path, reports: Path) -> tuple[bool, Path
         with phase(f"verify {host}") as timed:
             timed.ok = testinfra(host, inventory, junit)
             cases = junit_cases(junit)
-            shots = screenshots(lab_remotes.lab_remotes(inventory, only=host), password)
+            try:
+                shots = screenshots(lab_remotes.lab_remotes(inventory, only=host), password)
+            except LabError as exc:  # the host's runtimes cannot be listed: the page says why
+                shots = [Screenshot(Remote(host, 0, 0), error=str(exc))]
             sections.append(HostReport(host, cases, gpu_facts(host, inventory), shots))
         print(cases_table(f"verify {host} (JUnit: {junit})", cases))
         ok = ok and timed.ok
