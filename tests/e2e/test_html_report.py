@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import socket
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from PIL import Image
 from gymlab.client.remotes import Remote
 from gymlab.lab.html_report import HostReport, render, screenshots
 from gymlab.lab.report import Case
-from gymlab.runtime.local import local_runtimes
+from gymlab.runtime.local import free_port, local_runtimes
 
 pytestmark = [
     pytest.mark.e2e,
@@ -31,17 +30,11 @@ CASES = [
 ]
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     with local_runtimes(2) as runtimes:
         remotes = [Remote("127.0.0.1", rt.vnc_port, rt.rewarder_port) for rt in runtimes]
-        dead = Remote("127.0.0.1", closed_port(), closed_port())
+        dead = Remote("127.0.0.1", free_port(), free_port())
         shots = screenshots([*remotes, dead], runtimes[0].password, timeout=5)
     hosts = [
         HostReport("rt01", CASES, "name, driver_version\nNVIDIA H200, 560.35", shots),

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import textwrap
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from gymlab.client.remotes import format_remotes, parse_remotes
 from gymlab.lab import remotes
 from gymlab.lab.errors import LabError
+from gymlab.runtime.local import free_port
 
 FACT = {
     "mode": "container",
@@ -34,14 +34,8 @@ def venv_path(monkeypatch):
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def lab(tmp_path: Path) -> Path:
-    port = closed_port()  # nothing listens: the hosts are unreachable at once
+    port = free_port()  # nothing listens: the hosts are unreachable at once
     inv = tmp_path / "mylab"
     inv.mkdir()
     (inv / "hosts.yml").write_text(
