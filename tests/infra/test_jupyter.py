@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 from conftest import host_var
 
-from gymlab.lab import summary
+from gymlab.lab import remotes
 
 ROOT_DEFAULT = "/opt/gymlab/envs"
 TIMEOUT = "timeout 300"
@@ -145,7 +145,7 @@ def test_listens_on_the_configured_address_and_answers_there_with_its_token(host
             assert ip == configured
         expected = WILDCARD.get(ip) or hex_ipv4(ip)
         assert listening_addresses(host, server["port"]) == {expected}
-        where = summary.host_address(host.backend.host, host.ansible.get_variables())
+        where = remotes.host_address(host.backend.host, host.ansible.get_variables())
         where = where if ip in WILDCARD else ip
         url = f"http://{where}:{server['port']}/api/status"
         assert controller_get(url, token(host, server["name"])) == 200
