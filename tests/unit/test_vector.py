@@ -225,6 +225,34 @@ def test_loop_thread_passes_the_coroutines_own_timeout_error_through() -> None:
         loop.stop()
 
 
+def test_loop_thread_stops_cleanly_when_called_inside_a_running_loop() -> None:
+    """A notebook closes its env from inside the kernel's own event loop."""
+    thread = LoopThread()
+    finalised: list[bool] = []
+
+    async def numbers():  # an async generator left open, as a half-read stream would be
+        try:
+            yield 1
+            yield 2
+        finally:
+            finalised.append(True)
+
+    async def start():
+        gen = numbers()
+        await gen.__anext__()
+        return gen
+
+    gen = thread.run(start(), 5)
+
+    async def kernel_cell() -> None:
+        thread.stop()
+
+    asyncio.run(kernel_cell())
+    assert finalised == [True]
+    assert thread.loop.is_closed()
+    assert gen is not None
+
+
 @pytest.mark.parametrize(
     "actions",
     [

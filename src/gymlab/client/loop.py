@@ -57,12 +57,13 @@ class LoopThread:
                 task.cancel()
             if tasks:
                 await asyncio.wait(tasks, timeout=timeout)
+            # On the loop's own thread: the caller's thread may run a loop of its own
+            # (Jupyter's kernel), where run_until_complete would refuse.
+            await self.loop.shutdown_asyncgens()
 
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(timeout + 1)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout)
         if not self._thread.is_alive():
-            with contextlib.suppress(Exception):
-                self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
