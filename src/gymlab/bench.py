@@ -11,6 +11,10 @@ d. four real-time remotes at 60 fps: runtime ticks/s, client VNC updates/s and a
    per remote; observation lag and reward lag (see :class:`LagProbe` for the method);
 e. VNC bytes per lockstep step for ZRLE and Raw;
 f. resident memory of one runtime (runtime process + its Xvnc) and of the client per remote;
+p. the profile of a lockstep step: in-process env step and ``render()`` times from (a), and
+   for (b) and (c) the CPU milliseconds per env step of the runtime processes (env step,
+   render, drawing into X, rewarder), their Xvnc servers (framebuffer, encoding) and this
+   client process (decoding, protocol), from /proc, next to the wall time per env step;
 h. client capacity: how many remotes at 60 fps one client process can decode. A real Xvnc
    streams CartPole frames (scaled to 600x400 and to 1024x768) drawn at 60 fps for a few
    seconds; the recorded server bytes are then replayed from memory into fresh sans-I/O
@@ -40,7 +44,13 @@ from typing import Any
 import numpy as np
 
 from gymlab.rewarder.protocol import Mode
-from gymlab.runtime.local import LocalRuntime, local_runtimes, remotes_string, rss_bytes
+from gymlab.runtime.local import (
+    LocalRuntime,
+    cpu_seconds,
+    local_runtimes,
+    remotes_string,
+    rss_bytes,
+)
 
 ENV_ID = "CartPole-v1"
 READY_TIMEOUT = 60.0
@@ -65,17 +75,28 @@ def bench_inprocess(seconds: float) -> dict[str, Any]:
     env = gymnasium.make(ENV_ID, render_mode="rgb_array")
     env.reset(seed=0)
     env.action_space.seed(0)
-    steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    steps, stepping, rendering = 0, 0.0, 0.0
+    start = now = time.perf_counter()
+    while now - start < seconds:
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        stepped = time.perf_counter()
         env.render()
         steps += 1
         if terminated or truncated:
             env.reset()
             env.render()
-    elapsed = time.perf_counter() - start
+        stepping += stepped - now
+        now = time.perf_counter()
+        rendering += now - stepped
+    elapsed = now - start
     env.close()
-    return {"steps": steps, "seconds": elapsed, "steps_per_s": steps / elapsed}
+    return {
+        "steps": steps,
+        "seconds": elapsed,
+        "steps_per_s": steps / elapsed,
+        "step_ms": 1000 * stepping / steps,
+        "render_ms": 1000 * rendering / steps,
+    }
 
 
 def bench_async_vector(seconds: float, n: int = 4) -> dict[str, Any]:
@@ -123,12 +144,36 @@ def bench_lockstep(runtimes: list[LocalRuntime], password: str, seconds: float) 
     before = rss_bytes(os.getpid())
     env = RemoteVectorEnv(_remotes(runtimes), password, mode=Mode.LOCKSTEP)
     try:
+        env.reset(seed=0)  # connected before the CPU clocks start
+        cpu = CpuClocks(runtimes)
         result = _run_vector(env, seconds)
+        result["cpu_ms_per_step"] = cpu.ms_per_step(result["env_steps"])
         result["client_rss_per_remote"] = (rss_bytes(os.getpid()) - before) / len(runtimes)
         result["runtime_rss"] = max(rt.rss() for rt in runtimes)
     finally:
         env.close()
     return result
+
+
+class CpuClocks:
+    """CPU time used by the runtime processes, their Xvnc servers and this client since start."""
+
+    def __init__(self, runtimes: list[LocalRuntime]) -> None:
+        self.runtimes = [rt.proc.pid for rt in runtimes]
+        self.xvncs = [pid for rt in runtimes for pid in rt.xvnc_pids()]
+        self.start = self._read()
+
+    def _read(self) -> dict[str, float]:
+        return {
+            "runtime": sum(cpu_seconds(pid) for pid in self.runtimes),
+            "xvnc": sum(cpu_seconds(pid) for pid in self.xvncs),
+            "client": time.process_time(),
+        }
+
+    def ms_per_step(self, steps: int) -> dict[str, float]:
+        """Milliseconds of CPU per env step, per kind of process."""
+        end = self._read()
+        return {k: 1000 * (end[k] - self.start[k]) / max(1, steps) for k in end}
 
 
 def bench_bytes(runtime: LocalRuntime, password: str, seconds: float) -> dict[str, Any]:
@@ -655,6 +700,7 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
             f"{c['steps_per_s']:.0f} steps/s = {ratio_c:.2f}x (b)",
         ),
         *async_rows(r),
+        *profile_rows(r),
         Row("d", "4 remotes realtime: runtime ticks/s", rates(d["runtime_fps"])),
         Row("d", "  client VNC updates/s per remote", rates(d["client_updates_per_s"])),
         Row("d", "  agent steps/s (one tick per step)", f"{d['agent_steps_per_s']:.1f}"),
@@ -687,6 +733,28 @@ def async_rows(r: dict[str, Any]) -> list[Row]:
         Row("c", "Gymnasium AsyncVectorEnv(4), pixel observations", f"{base:.0f} steps/s"),
         Row("c", "  4 lockstep remotes as a ratio of it", f"{remotes / base:.2f}x"),
     ]
+
+
+def profile_rows(r: dict[str, Any]) -> list[Row]:
+    """Where a lockstep step's time goes: CPU per process per env step, next to the wall time."""
+    a, rows = r["a"], []
+    if "step_ms" in a:
+        split = f"{a['step_ms']:.2f} / {a['render_ms']:.2f} ms"
+        rows.append(Row("p", "in-process: env step / render()", split))
+    for key, label in (("b", "1 remote"), ("c", "4 remotes")):
+        cpu = r[key].get("cpu_ms_per_step")
+        if cpu is None:
+            continue
+        wall = 1000 / r[key]["steps_per_s"]
+        rows.append(
+            Row(
+                "p",
+                f"{label}, CPU ms per env step: runtime / Xvnc / client",
+                f"{cpu['runtime']:.2f} / {cpu['xvnc']:.2f} / {cpu['client']:.2f} "
+                f"(wall {wall:.2f} ms per env step)",
+            )
+        )
+    return rows
 
 
 def capacity_rows(h: dict[str, Any] | None) -> list[Row]:

@@ -29,6 +29,9 @@ ROWS = [
     "bytes per lockstep step, Raw",
     "RSS of one runtime (process + Xvnc)",
     "client RSS growth per remote",
+    "in-process: env step / render()",
+    "1 remote, CPU ms per env step: runtime / Xvnc / client",
+    "4 remotes, CPU ms per env step: runtime / Xvnc / client",
     "client decode capacity, 600x400 CartPole stream",
     "client decode capacity, 1024x768 CartPole stream",
     "MiniWoB++ in-process (Selenium)",
@@ -65,6 +68,9 @@ def test_quick_bench_prints_every_row_and_writes_json(tmp_path: Path) -> None:
     assert len(data["d"]["runtime_fps"]) == 4 and data["d"]["updates_total"] > 0
     assert data["e"]["raw"] > data["e"]["zrle"] > 0
     assert data["c"]["runtime_rss"] > 0
+    for section in ("b", "c"):  # CPU clocks tick at 100 Hz: a 1 s run sees the busy ones
+        cpu = data[section]["cpu_ms_per_step"]
+        assert set(cpu) == {"runtime", "xvnc", "client"} and cpu["runtime"] > 0, cpu
     assert data["c_async"]["env_steps"] > 0
     for stream in data["h"].values():
         assert stream["updates"] > 0 and stream["decoded_updates_per_s"] > 0

@@ -260,3 +260,32 @@ def test_connect_errors_name_the_address() -> None:
 
         with pytest.raises(VNCTimeoutError, match=f"127.0.0.1:{silent_port}"):
             asyncio.run(mute())
+
+
+def test_frame_window_sends_only_what_changed(xvnc: Xvnc) -> None:
+    """FrameWindow.draw puts the changed box alone; what VNC shows is still every frame exactly."""
+    from gymlab.runtime.xwindow import FrameWindow
+
+    rng = np.random.default_rng(3)
+    first = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    second = first.copy()
+    second[100:110, 200:203] = 255 - second[100:110, 200:203]  # a 3x10 box changes
+    win = FrameWindow(xvnc.display, W, H)
+    try:
+
+        async def body() -> None:
+            async with await _connect(xvnc, encodings=("raw",)) as conn:
+                win.draw(first)
+                assert np.array_equal(await conn.update(incremental=False), first)
+                before = conn.stats.bytes_received
+                win.draw(second)
+                assert np.array_equal(await conn.update(incremental=True), second)
+                # Raw: 4 bytes per pixel of what Xvnc was told changed, plus headers
+                assert conn.stats.bytes_received - before < 3 * 10 * 4 + 100
+                win.draw(second.copy())  # unchanged: nothing is drawn, nothing is sent
+                with pytest.raises(VNCTimeoutError):
+                    await conn.update(incremental=True, timeout=0.5)
+
+        asyncio.run(body())
+    finally:
+        win.close()

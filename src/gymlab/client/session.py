@@ -368,9 +368,9 @@ class RemoteSession:
         """
         vnc = self.vnc
         assert vnc is not None
-        changes = asyncio.ensure_future(vnc.update(incremental=True, timeout=self.frame_timeout))
+        changes = asyncio.ensure_future(vnc.refresh(incremental=True, timeout=self.frame_timeout))
         forced = asyncio.ensure_future(
-            vnc.update(incremental=False, region=(0, 0, 1, 1), timeout=self.frame_timeout)
+            vnc.refresh(incremental=False, region=(0, 0, 1, 1), timeout=self.frame_timeout)
         )
         try:
             await asyncio.gather(changes, forced)

@@ -95,9 +95,9 @@ class VNCConnection:
         self.host = host
         self.port = port
         self._error: VNCConnectionError | None = None
-        # (update number, needs pixels, future); a pixel waiter gets the frame as it was when
-        # its update completed, before parsing of the next update goes on
-        self._waiters: list[tuple[int, bool, asyncio.Future[np.ndarray | None]]] = []
+        # (update number, needs pixels, snapshot, future); a snapshot waiter gets the frame as
+        # it was when its update completed, before parsing of the next update goes on
+        self._waiters: list[tuple[int, bool, bool, asyncio.Future[np.ndarray | None]]] = []
         self._streaming = False
         self._task: asyncio.Task[None] | None = None
 
@@ -294,19 +294,20 @@ class VNCConnection:
 
     def _wake(self, count: int, has_pixels: bool) -> None:
         keep = []
-        for target, need_pixels, fut in self._waiters:
+        for waiter in self._waiters:
+            target, need_pixels, snapshot, fut = waiter
             if target <= count and (has_pixels or not need_pixels):
                 if not fut.done():
-                    fut.set_result(self._rfb.framebuffer.copy() if need_pixels else None)
+                    fut.set_result(self._rfb.framebuffer.copy() if snapshot else None)
             else:
-                keep.append((target, need_pixels, fut))
+                keep.append(waiter)
         self._waiters = keep
 
     def _set_error(self, error: VNCConnectionError) -> None:
         if self._error is None:
             self._error = error
             self._writer.close()
-        for _, _, fut in self._waiters:
+        for *_, fut in self._waiters:
             if not fut.done():
                 fut.set_exception(self._error)
         self._waiters = []
@@ -316,17 +317,22 @@ class VNCConnection:
             raise self._error
 
     async def _wait_count(
-        self, target: int, timeout: float, what: str, need_pixels: bool = False
+        self,
+        target: int,
+        timeout: float,
+        what: str,
+        need_pixels: bool = False,
+        snapshot: bool = False,
     ) -> np.ndarray | None:
         """Wait for update number >= ``target`` (one with a pixel rect if ``need_pixels``).
 
-        Returns the framebuffer copy taken when that update completed if ``need_pixels``.
+        Returns the framebuffer copy taken when that update completed if ``snapshot``.
         """
         self._check()
         if self.update_count >= target and not need_pixels:
             return None
         fut: asyncio.Future[np.ndarray | None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((target, need_pixels, fut))
+        self._waiters.append((target, need_pixels, snapshot, fut))
         try:
             return await asyncio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
@@ -349,6 +355,30 @@ class VNCConnection:
         resize notice) is completely decoded. See the module docstring for what happens
         when nothing changed (incremental requests wait for a change; then a timeout).
         """
+        frame = await self._request(incremental, timeout, region, snapshot=True)
+        assert frame is not None
+        return frame
+
+    async def refresh(
+        self,
+        incremental: bool = True,
+        timeout: float = 5.0,
+        region: tuple[int, int, int, int] | None = None,
+    ) -> None:
+        """:meth:`update` without the copy: read :attr:`framebuffer` once it returns.
+
+        For callers that know no other update can arrive meanwhile (lockstep, no
+        streaming): a 600x400 copy per request is most of a client's work per step.
+        """
+        await self._request(incremental, timeout, region, snapshot=False)
+
+    async def _request(
+        self,
+        incremental: bool,
+        timeout: float,
+        region: tuple[int, int, int, int] | None,
+        snapshot: bool,
+    ) -> np.ndarray | None:
         self._check()
         target = self._rfb.updates_started + 1
         if region is None:
@@ -357,9 +387,7 @@ class VNCConnection:
             self._rfb.request_update(incremental, *region)
         await self._flush()
         kind = "incremental: nothing changed?" if incremental else "full"
-        frame = await self._wait_count(target, timeout, kind, need_pixels=True)
-        assert frame is not None
-        return frame
+        return await self._wait_count(target, timeout, kind, need_pixels=True, snapshot=snapshot)
 
     async def wait_for_update(self, after: int, timeout: float = 5.0) -> int:
         """Wait until :attr:`update_count` exceeds ``after``; returns the new count."""

@@ -93,6 +93,15 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19]) if fields is not None else None  # field 22 of stat(5)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time ``pid`` has used so far, 0.0 if it is gone."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def process_name(pid: int) -> str | None:
     """``/proc/PID/comm`` (the executable's name, at most 15 characters), None if gone."""
     try:
