@@ -19,23 +19,11 @@ VENV_BIN = Path(sys.executable).parent
 # Ansible, molecule and pytest run from the same venv as invoke.
 os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
-from gymlab.lab import ansible, docker, images, sandbox, scenarios, suite_venv  # noqa: E402
+from gymlab.lab import ansible, docker, images, sandbox, suites  # noqa: E402
 from gymlab.lab.errors import LabError  # noqa: E402
-from gymlab.lab.report import (  # noqa: E402
-    Counts,
-    Phase,
-    SuiteRun,
-    junit_counts,
-    phase,
-)
+from gymlab.lab.report import phase  # noqa: E402
 
 DEFAULT_INVENTORY = REPO / "inventories" / "local"
-PY_SOURCES = "src tests tasks.py plugins examples"
-LINTERS = {
-    "ruff": f"ruff check {PY_SOURCES} && ruff format --check {PY_SOURCES}",
-    "yamllint": "yamllint -s .",
-    "ansible-lint": "ansible-lint --profile production",
-}
 
 
 def one_line_errors(func):
@@ -145,9 +133,7 @@ def sandbox_(c, action, image="debian12"):
 def lint(c):
     """ruff, yamllint and ansible-lint (production profile)."""
     os.chdir(REPO)
-    with phase("lint"):
-        for command in LINTERS.values():
-            c.run(command)
+    suites.lint(c.run)
 
 
 @task(
@@ -164,54 +150,16 @@ def lint(c):
 @one_line_errors
 def test(c, unit=False, e2e=False, sb3=False, molecule=False, scenario=None, reports="reports"):
     """Run the test suites (none selected: lint, unit, e2e, sb3, molecule), then a summary."""
-    everything = not (unit or e2e or sb3 or molecule)
-    selected = scenarios.select(scenario)
     os.chdir(REPO)
-    out = Path(reports).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    run = SuiteRun()
-
-    def step(name: str, command: str, junit: Path | None = None, env: dict | None = None) -> None:
-        with phase(name) as timed:
-            if junit:
-                junit.unlink(missing_ok=True)
-            timed.ok = c.run(command, warn=True, env=env or {}).ok
-        counts = junit_counts(junit) if junit else Counts()
-        run.phases.append(Phase(name, timed.ok, timed.seconds, counts))
-
-    if everything:
-        for tool, command in LINTERS.items():
-            step(f"lint: {tool}", command)
-    if unit or e2e or everything:
-        paths = [p for p, on in (("tests/unit", unit), ("tests/e2e", e2e)) if on or everything]
-        xml = out / "pytest.xml"
-        step("pytest " + " ".join(paths), f"pytest {' '.join(paths)} -q --junitxml={xml}", xml)
-    if sb3 or everything:
-        python = None
-        with phase("sb3 venv (~/.cache/gymlab/sb3-venv)") as timed:
-            try:
-                requirements = REPO / "tests" / "sb3" / "requirements.txt"
-                python = suite_venv.ensure("sb3", requirements, REPO / "requirements.lock")
-            except LabError as exc:  # a failed phase: the other suites still run
-                print(f"gymlab: {exc}", flush=True)
-                timed.ok = False
-        if python is None:
-            run.phases.append(Phase("sb3 venv", False, timed.seconds))
-        if python is not None:
-            # Without Xvnc the remote tests skip with the reason, as tests/e2e do.
-            xml = out / "pytest-sb3.xml"
-            command = f"{python} -m pytest tests/sb3 -q -p no:cacheprovider --junitxml={xml}"
-            step("pytest tests/sb3", command, xml, {"PYTHONPATH": str(REPO / "src")})
-    if molecule or everything:
-        with phase("base images"):
-            for recipe in images.resolve(sorted({i for s in selected.values() for i in s})):
-                images.build(recipe)
-        for name in selected:
-            xml = out / f"molecule-{name}.xml"
-            # testinfra runs under pytest inside molecule verify: PYTEST_ADDOPTS reaches it.
-            env = {"PYTEST_ADDOPTS": f"--junitxml={xml}"}
-            step(f"molecule {name}", f"molecule test -s {name}", xml, env)
-    print(run.summary(), flush=True)
+    run = suites.run_suites(
+        c.run,
+        Path(reports).resolve(),
+        unit=unit,
+        e2e=e2e,
+        sb3=sb3,
+        molecule=molecule,
+        scenario=scenario,
+    )
     if not run.ok:
         raise Exit(code=1)
 
@@ -265,28 +213,13 @@ def lock(c, env=None, channel=None, check=False, part=None, envs_dir=None):
 @one_line_errors
 def demo(c, steps=100, out=None):
     """The sandbox end to end: provision it, play its runtimes remotely, save a screenshot."""
-    import numpy as np
-    from PIL import Image
-
-    from gymlab.client.vector import RemoteVectorEnv
+    from gymlab.lab import demo as lab_demo
     from gymlab.lab import remotes as lab_remotes
 
     provision(c, host="sandbox")
     remotes = lab_remotes.remotes_string(DEFAULT_INVENTORY, with_password=True)
     shot = Path(out or REPO / "reports" / "demo-sandbox.png").resolve()
-    with phase(f"random agent, {steps} steps on every sandbox runtime"):
-        env = RemoteVectorEnv(remotes, mode="lockstep")
-        try:
-            obs, _ = env.reset(seed=0)
-            returns = np.zeros(env.num_envs)
-            for _ in range(int(steps)):
-                obs, rewards, _, _, _ = env.step(env.action_space.sample())
-                returns += rewards
-        finally:
-            env.close()
-    shot.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(obs[0]).save(shot)
-    print(f"total reward per runtime: {returns.tolist()}; screenshot of runtime 0: {shot}")
+    lab_demo.random_agent(remotes, steps, shot)
 
 
 @task

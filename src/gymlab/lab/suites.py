@@ -1,0 +1,100 @@
+"""The test suites behind `invoke test` and `invoke lint`: the linters, pytest on tests/unit and
+tests/e2e, tests/sb3 in its own venv, the molecule scenarios on their base images; each one a
+timed phase with its JUnit counts, then the closing summary.
+
+Commands go through a runner, invoke's ``Context.run`` in tasks.py (a fake in the unit tests),
+and name paths relative to the repository: the tasks run them from its root.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from gymlab.lab import images, scenarios, suite_venv
+from gymlab.lab.errors import LabError
+from gymlab.lab.report import Counts, Phase, SuiteRun, junit_counts, phase
+
+REPO = Path(__file__).resolve().parents[3]
+PY_SOURCES = "src tests tasks.py plugins examples"
+LINTERS = {
+    "ruff": f"ruff check {PY_SOURCES} && ruff format --check {PY_SOURCES}",
+    "yamllint": "yamllint -s .",
+    "ansible-lint": "ansible-lint --profile production",
+}
+
+
+class Runner(Protocol):
+    """Runs one shell command, as ``Context.run(command, warn=True, env={...})`` does: the
+    result's ``ok`` says whether it exited 0."""
+
+    def __call__(self, command: str, **kwargs: Any) -> Any: ...
+
+
+def lint(runner: Runner) -> None:
+    """Every linter in one phase; the first failing command raises (invoke: its exit code)."""
+    with phase("lint"):
+        for command in LINTERS.values():
+            runner(command)
+
+
+def run_suites(
+    runner: Runner,
+    reports: Path,
+    *,
+    unit: bool = False,
+    e2e: bool = False,
+    sb3: bool = False,
+    molecule: bool = False,
+    scenario: list[str] | None = None,
+) -> SuiteRun:
+    """Run the selected suites (none selected: lint, unit, e2e, sb3, molecule), JUnit files
+    under ``reports``; print the summary and return the run. A failed phase does not stop the
+    others; an unknown scenario (LabError) stops the run before any."""
+    everything = not (unit or e2e or sb3 or molecule)
+    selected = scenarios.select(scenario)
+    reports.mkdir(parents=True, exist_ok=True)
+    run = SuiteRun()
+
+    def step(name: str, command: str, junit: Path | None = None, env: dict | None = None) -> None:
+        with phase(name) as timed:
+            if junit:
+                junit.unlink(missing_ok=True)
+            timed.ok = runner(command, warn=True, env=env or {}).ok
+        counts = junit_counts(junit) if junit else Counts()
+        run.phases.append(Phase(name, timed.ok, timed.seconds, counts))
+
+    if everything:
+        for tool, command in LINTERS.items():
+            step(f"lint: {tool}", command)
+    if unit or e2e or everything:
+        paths = [p for p, on in (("tests/unit", unit), ("tests/e2e", e2e)) if on or everything]
+        xml = reports / "pytest.xml"
+        step("pytest " + " ".join(paths), f"pytest {' '.join(paths)} -q --junitxml={xml}", xml)
+    if sb3 or everything:
+        python: Path | None = None
+        with phase("sb3 venv (~/.cache/gymlab/sb3-venv)") as timed:
+            try:
+                requirements = REPO / "tests" / "sb3" / "requirements.txt"
+                python = suite_venv.ensure("sb3", requirements, REPO / "requirements.lock")
+            except LabError as exc:  # a failed phase: the other suites still run
+                print(f"gymlab: {exc}", flush=True)
+                timed.ok = False
+        if python is None:
+            run.phases.append(Phase("sb3 venv", False, timed.seconds))
+        else:
+            # Without Xvnc the remote tests skip with the reason, as tests/e2e do.
+            xml = reports / "pytest-sb3.xml"
+            command = f"{python} -m pytest tests/sb3 -q -p no:cacheprovider --junitxml={xml}"
+            step("pytest tests/sb3", command, xml, {"PYTHONPATH": str(REPO / "src")})
+    if molecule or everything:
+        with phase("base images"):
+            for recipe in images.resolve(sorted({i for s in selected.values() for i in s})):
+                images.build(recipe)
+        for name in selected:
+            xml = reports / f"molecule-{name}.xml"
+            # testinfra runs under pytest inside molecule verify: PYTEST_ADDOPTS reaches it.
+            env = {"PYTEST_ADDOPTS": f"--junitxml={xml}"}
+            step(f"molecule {name}", f"molecule test -s {name}", xml, env)
+    print(run.summary(), flush=True)
+    return run
