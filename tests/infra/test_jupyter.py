@@ -97,6 +97,25 @@ def test_units_run_as_their_users(host, servers):
         assert host.check_output(f"stat -c %U /proc/{pid}") == server["name"]
 
 
+def test_the_fact_records_what_serves_and_no_token(host, servers):
+    """ansible_local.jupyterlab (what the provision summary reads) matches the running servers."""
+    text = host.file(f"{remotes.FACTS_DIR}/jupyterlab.fact").content_string
+    fact = json.loads(text)
+    recorded = [(s["name"], s["port"]) for s in fact["servers"]]
+    assert recorded == [(s["name"], int(s["port"])) for s in servers]
+    for server in fact["servers"]:
+        assert fact["listen"] == listen_ip(host, server["name"])
+        assert listening_addresses(host, server["port"]), f"nothing serves {server}"
+        assert server["token"] == (
+            "inventory" if "token" in users_entry(host, server) else "generated"
+        )
+        assert token(host, server["name"]) not in text
+
+
+def users_entry(host, server: dict) -> dict:
+    return next(u for u in users(host) if u["name"] == server["name"])
+
+
 LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1
 WILDCARD = {"0.0.0.0": "00000000", "::": "0" * 32}
 

@@ -62,17 +62,35 @@ def fact(*instances: tuple[str, str], novnc: bool = True) -> dict:
     }  # fmt: skip
 
 
+def jupyter(listen: str, *servers: tuple[str, int]) -> dict:
+    """A jupyterlab fact as the role writes it."""
+    return {
+        "listen": listen,
+        "runtime_access": False,
+        "servers": [
+            {"name": name, "port": port, "profile": "modern", "token": "generated"}
+            for name, port in servers
+        ],
+    }
+
+
 @pytest.fixture(autouse=True)
 def facts(monkeypatch) -> dict:
     """The hosts' gym_runtime facts (reading them over SSH is tests/infra's to prove)."""
     known = {"box": fact(("CartPole-v1", "lockstep"), ("Acrobot-v1", "realtime")),
              "sandbox": fact(("CartPole-v1", "lockstep"))}  # fmt: skip
+    jupyter_facts = {
+        "box": jupyter("0.0.0.0", ("gymlab", 8890)),
+        "notebooks": jupyter("127.0.0.1", ("alice", 8888), ("bob", 8889)),
+        "sandbox": jupyter("0.0.0.0", ("gymlab", 8888)),
+    }
 
-    def read_facts(inventory, hosts):
-        missing = [h for h in hosts if h not in known]
+    def read_facts(inventory, hosts, role="gym_runtime"):
+        table = known if role == "gym_runtime" else jupyter_facts
+        missing = [h for h in hosts if h not in table]
         if missing:
             raise LabError(f"cannot read the fact from {missing[0]} (unreachable)")
-        return {h: known[h] for h in hosts}
+        return {h: table[h] for h in hosts}
 
     monkeypatch.setattr(summary.remotes, "read_facts", read_facts)
     return known
@@ -145,6 +163,31 @@ def test_runtimes_whose_fact_cannot_be_read_say_why(lab, secrets, facts):
     lines = summary.host_summary(lab, "box", secrets_dir=secrets).splitlines()
     assert "  runtimes: cannot read the fact from box (unreachable)" in lines
     assert f"    password: {secrets}/mylab/runtime-password" in lines
+
+
+def test_servers_come_from_the_hosts_fact_not_the_inventory(lab, secrets, monkeypatch):
+    # The role recorded another port than the inventory names (e.g. the inventory changed
+    # since): the summary says what serves; a fact it cannot read is said in one line.
+    real = summary.remotes.read_facts
+
+    def moved(inventory, hosts, role="gym_runtime"):
+        found = real(inventory, hosts, role)
+        if role == "jupyterlab":
+            found["box"] = jupyter("10.9.0.5", ("gymlab", 9999))
+        return found
+
+    monkeypatch.setattr(summary.remotes, "read_facts", moved)
+    text = summary.host_summary(lab, "box", secrets_dir=secrets)
+    assert "  JupyterLab: http://10.9.0.5:9999/lab  (user gymlab, modern)" in text.splitlines()
+
+    def unreadable(inventory, hosts, role="gym_runtime"):
+        if role == "jupyterlab":
+            raise LabError("cannot read /etc/ansible/facts.d/jupyterlab.fact from box (down)")
+        return real(inventory, hosts, role)
+
+    monkeypatch.setattr(summary.remotes, "read_facts", unreadable)
+    lines = summary.host_summary(lab, "box", secrets_dir=secrets).splitlines()
+    assert "  JupyterLab: cannot read /etc/ansible/facts.d/jupyterlab.fact from box (down)" in lines
 
 
 def test_an_unknown_host_is_a_clear_error(lab, secrets):

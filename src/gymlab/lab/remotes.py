@@ -23,7 +23,8 @@ from gymlab.lab.errors import LabError
 from gymlab.lab.proc import run
 
 RUNTIME_GROUP = "runtime_hosts"
-FACT_FILE = "/etc/ansible/facts.d/gym_runtime.fact"
+FACTS_DIR = "/etc/ansible/facts.d"
+FACT_FILE = f"{FACTS_DIR}/gym_runtime.fact"
 DOCKER_CONNECTIONS = {"docker", "community.docker.docker"}
 
 
@@ -78,10 +79,11 @@ def runtimes_of(name: str, address: str, fact: dict) -> list[Runtime]:
     ]
 
 
-def read_facts(inventory: Path, hosts: list[str]) -> dict[str, dict]:
-    """{host: its gym_runtime fact}, read from every host at once; LabError naming each host
-    whose fact could not be read (unreachable, or not provisioned yet)."""
-    results = ansible.adhoc(inventory, ",".join(hosts), "ansible.builtin.slurp", f"src={FACT_FILE}")
+def read_facts(inventory: Path, hosts: list[str], role: str = "gym_runtime") -> dict[str, dict]:
+    """{host: the local fact ``role`` wrote there}, read from every host at once; LabError
+    naming each host whose fact could not be read (unreachable, or not provisioned yet)."""
+    fact_file = f"{FACTS_DIR}/{role}.fact"
+    results = ansible.adhoc(inventory, ",".join(hosts), "ansible.builtin.slurp", f"src={fact_file}")
     facts, problems = {}, []
     for host in hosts:
         result = results.get(host, {"failed": True, "msg": "no answer"})
@@ -92,7 +94,7 @@ def read_facts(inventory: Path, hosts: list[str]) -> dict[str, dict]:
         facts[host] = json.loads(base64.b64decode(result["content"]))
     if problems:
         raise LabError(
-            f"cannot read {FACT_FILE} from {'; '.join(problems)}: provision the host(s) first"
+            f"cannot read {fact_file} from {'; '.join(problems)}: provision the host(s) first"
         )
     return facts
 

@@ -1,10 +1,10 @@
 """What runs where on a provisioned host, as a few lines of plain text.
 
-Everything comes from what the roles use themselves: the inventory (``ansible-inventory
---list``), JupyterLab's role defaults, the runtimes the gym_runtime role recorded on the host
-(its local fact, read by :mod:`gymlab.lab.remotes`), and the files the roles keep on this
-machine (generated JupyterLab tokens and the lab's runtime password). Secrets are never
-printed, only where they are kept. Addresses are found as ``invoke remotes`` finds them.
+Everything comes from what the roles recorded on the host (the jupyterlab and gym_runtime local
+facts, read by :mod:`gymlab.lab.remotes`), the inventory (``ansible-inventory --list``) for
+groups and addresses, and the files the roles keep on this machine (generated JupyterLab tokens
+and the lab's runtime password). Secrets are never printed, only where they are kept. Addresses
+are found as ``invoke remotes`` finds them.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
 from gymlab.client.remotes import format_remotes
 from gymlab.lab import remotes
 from gymlab.lab.errors import LabError
@@ -23,7 +21,6 @@ from gymlab.lab.proc import run
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_INVENTORY = REPO / "inventories" / "local"
-JUPYTER_DEFAULTS = REPO / "roles" / "jupyterlab" / "defaults" / "main.yml"
 JUPYTER_GROUP = "jupyter_hosts"
 WILDCARDS = {"0.0.0.0", "::"}
 
@@ -79,30 +76,30 @@ def _secrets_dir(settings: dict, key: str, given: Path | None) -> Path:
 
 
 def _jupyter_lines(
-    name: str, settings: dict, lab: str, address: Callable[[], str], secrets: Path | None
+    name: str,
+    settings: dict,
+    inventory: Path,
+    address: Callable[[], str],
+    secrets: Path | None,
 ) -> list[str]:
-    servers = []
-    for index, entry in enumerate(settings.get("jupyterlab_users") or []):
-        if isinstance(entry, dict):
-            servers.append(entry)
-        else:
-            servers.append({"name": entry, "port": int(settings["jupyterlab_base_port"]) + index})
+    try:  # what the jupyterlab role recorded on the host
+        fact = remotes.read_facts(inventory, [name], role="jupyterlab")[name]
+    except LabError as exc:
+        return [f"JupyterLab: {exc}"]
+    servers = fact.get("servers", [])
     if not servers:
         return ["JupyterLab: no servers (jupyterlab_users is empty)"]
-    listen = str(settings.get("jupyterlab_listen_address") or "")
-    if not listen or not _literal(listen):
-        listen = "0.0.0.0" if settings.get("jupyterlab_open") else "127.0.0.1"
+    listen = str(fact.get("listen") or "127.0.0.1")
     local_only = listen.startswith("127.") or listen == "::1"
     where = "127.0.0.1" if local_only else (address() if listen in WILDCARDS else listen)
-    base = _secrets_dir(settings, "jupyterlab_secrets_dir", secrets) / lab
+    base = _secrets_dir(settings, "jupyterlab_secrets_dir", secrets) / inventory.resolve().name
     lines = []
     for server in servers:
-        user, port = server["name"], int(server["port"])
-        profile = server.get("profile", settings.get("jupyterlab_profile"))
+        user, port, profile = server["name"], int(server["port"]), server["profile"]
         lines.append(f"JupyterLab: http://{_url_host(where)}:{port}/lab  (user {user}, {profile})")
         if local_only:
             lines.append(f"  on the host only: ssh -L {port}:127.0.0.1:{port} {name}")
-        if "token" in server:
+        if server.get("token") == "inventory":
             lines.append("  token: set in the inventory (jupyterlab_users)")
         else:
             token = base / f"jupyter-{name}-{user}"
@@ -152,9 +149,7 @@ def host_summary(inventory: Path, host: str, *, secrets_dir: Path | None = None)
     hostvars = listing.get("_meta", {}).get("hostvars", {})
     if host not in hostvars and host not in _group_hosts(listing, "all"):
         raise LabError(f"no host {host} in {inventory}")
-    lab = inventory.resolve().name
-    jupyter_defaults = yaml.safe_load(JUPYTER_DEFAULTS.read_text())
-    settings = {**jupyter_defaults, **hostvars.get(host, {})}
+    settings = hostvars.get(host, {})
     cached: list[str] = []
 
     def address() -> str:
@@ -165,7 +160,7 @@ def host_summary(inventory: Path, host: str, *, secrets_dir: Path | None = None)
     lines = [f"{host} ({_inventory_arg(inventory)}):"]
     body: list[str] = []
     if host in _group_hosts(listing, JUPYTER_GROUP):
-        body += _jupyter_lines(host, settings, lab, address, secrets_dir)
+        body += _jupyter_lines(host, settings, inventory, address, secrets_dir)
     if host in _group_hosts(listing, remotes.RUNTIME_GROUP):
         body += _runtime_lines(host, settings, inventory, secrets_dir)
     inv_arg = _inventory_arg(inventory)
