@@ -27,6 +27,17 @@ def test_xvfb_unit_active_and_display_answers(host, display):
     assert "GLX" in info
 
 
+def test_the_fact_records_the_running_displays(host, display):
+    """ansible_local.headless_display names every display that runs, and the exported one."""
+    fact = json.loads(host.file("/etc/ansible/facts.d/headless_display.fact").content_string)
+    assert fact["default"] == display and display in fact["displays"]
+    for number in fact["displays"]:
+        assert host.service(f"xvfb@{number}").is_running
+    width, height, _ = (int(x) for x in fact["screen"].split("x"))
+    info = host.check_output(f"xdpyinfo -display :{display}")
+    assert f"dimensions:    {width}x{height} pixels" in info
+
+
 def test_glx_renders_with_mesa(host, display):
     out = host.check_output(on_display(display, "glxinfo -B"))
     assert "direct rendering: Yes" in out
