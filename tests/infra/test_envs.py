@@ -183,6 +183,14 @@ def test_jupyter_lab_runs(host, env, profile):
     assert version == locked_pins(profile)["jupyterlab"]
 
 
+def test_the_fact_records_the_installed_profile(host, env, profile):
+    """ansible_local.python_envs names the profile at the path its Python runs from."""
+    fact = json.loads(host.file("/etc/ansible/facts.d/python_envs.fact").content_string)
+    assert sorted(fact["profiles"]) == sorted(profiles(host))
+    assert fact["profiles"][profile] == env
+    assert host.check_output(f"{env}/bin/python -c 'import sys; print(sys.prefix)'") == env
+
+
 def test_kernel_is_registered_for_the_profile(host, env, profile):
     specs = json.loads(host.check_output(f"{env}/bin/jupyter kernelspec list --json"))[
         "kernelspecs"
