@@ -7,6 +7,7 @@ an NVIDIA device skip, saying so, where lspci shows none, and must pass where it
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -101,6 +102,17 @@ def test_cuda_link_points_at_the_default(host, default_version):
     assert host.file(f"{PREFIX}/cuda").linked_to == f"{PREFIX}/cuda-{default_version}"
 
 
+def local_fact(host, role: str) -> dict:
+    return json.loads(host.file(f"/etc/ansible/facts.d/{role}.fact").content_string)
+
+
+def test_the_cuda_fact_names_the_toolkits_and_the_default(host, toolkits, default_version):
+    fact = local_fact(host, "cuda")
+    assert fact["toolkits"] == [tk["version"] for tk in toolkits]
+    assert fact["default"] == default_version
+    assert host.file(f"{fact['prefix']}/cuda").linked_to == f"{PREFIX}/cuda-{default_version}"
+
+
 def test_login_shell_gets_the_default_toolkit(host, default_version):
     out = login(
         host,
@@ -179,6 +191,13 @@ def test_cudnn_header_and_library_agree(host, cudnn, work):
         assert out.stdout.startswith(f"header {_cudnn_major(cudnn)}.")
 
 
+def test_the_cudnn_fact_says_how_it_was_installed(host, cudnn):
+    fact = local_fact(host, "cudnn")
+    assert fact["method"] == cudnn["cudnn_method"]
+    if fact["method"] == "tarball":
+        assert host.file(f"{fact['toolkit_path']}/include/cudnn.h").exists
+
+
 def test_cudnn_tarball_readable_links_preserved_and_found(host, cudnn):
     if cudnn.get("cudnn_method") != "tarball":
         pytest.skip("cuDNN not from the tarball on this host")
@@ -208,6 +227,13 @@ def test_no_driver_without_a_device(host, gpu_vars):
     )
     assert "install ok installed" not in installed.stdout
     assert not host.file("/etc/modprobe.d/gymlab-blacklist-nouveau.conf").exists
+
+
+def test_the_driver_fact_matches_the_device_and_packages(host, gpu_vars):
+    fact = local_fact(host, "nvidia_driver")
+    assert fact["gpu_present"] is gpu_present(host)
+    installed = host.run("dpkg-query -W -f='${Status}\\n' 'nvidia-*dkms*' 'nvidia-headless*'")
+    assert fact["installed"] is ("install ok installed" in installed.stdout)
 
 
 def test_driver_held_and_nouveau_blacklisted(host, device):
