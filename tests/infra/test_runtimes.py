@@ -216,12 +216,7 @@ def test_extra_packages_are_installed_for_the_runtimes(host, runtimes):
     if not extras:
         pytest.skip("no gym_runtime_extra_packages for this host")
     requirements = host.file(f"{_wheelhouse_dir(host)}/requirements.txt").content_string
-    if host.ansible.get_variables().get("gym_runtime_mode", "container") == "container":
-        # the last runtime: runtime 0 is the one test_killed_runtime... restarts
-        last = len(runtimes) - 1
-        python = f"docker exec gym-runtime-{last} /opt/gymlab/bin/python"
-    else:
-        python = "/opt/gymlab/runtime/venv/bin/python"
+    python = _runtime_python(host, runtimes)
     for pin in extras:
         name, version = pin.split("==")
         assert f"{name.lower()}=={version} --hash=sha256:" in requirements, pin
@@ -229,6 +224,23 @@ def test_extra_packages_are_installed_for_the_runtimes(host, runtimes):
             f"{python} -c 'import importlib.metadata as m; print(m.version(\"{name}\"))'"
         )
         assert installed.strip() == version, f"{pin}: the runtimes have {installed}"
+
+
+def _runtime_python(host, runtimes) -> str:
+    """The runtimes' Python: the venv's, or the one in the image of a running container."""
+    if host.ansible.get_variables().get("gym_runtime_mode", "container") == "container":
+        # the last runtime: runtime 0 is the one test_killed_runtime... restarts
+        return f"docker exec gym-runtime-{len(runtimes) - 1} /opt/gymlab/bin/python"
+    return "/opt/gymlab/runtime/venv/bin/python"
+
+
+def test_runtimes_get_gymlab_without_the_lab_tooling(host, runtimes):
+    """The runtime's gymlab has no gymlab.lab or gymlab.envs (control-machine tooling)."""
+    python = _runtime_python(host, runtimes)
+    assert host.run(f"{python} -c 'import gymlab.runtime.core, gymlab.client.vector'").rc == 0
+    for package in ("gymlab.lab", "gymlab.envs"):
+        found = host.run(f"{python} -c 'import {package}'")
+        assert found.rc != 0 and f"No module named '{package}'" in found.stderr, package
 
 
 def _unit_args(host, index: int) -> list[str]:

@@ -222,3 +222,18 @@ def test_build_refuses_a_version_the_envs_lock_does_not_pin(tmp_path):
     with pytest.raises(subprocess.CalledProcessError):
         wheelhouse.build(tmp_path / "w", "3.11", "2.36", extras=["box2d==2.3.9"])
     assert not list((tmp_path / "w").glob("*.whl"))
+
+
+def test_the_host_wheel_leaves_the_control_machine_tooling_out(tmp_path):
+    """Hosts get gymlab without gymlab.lab and gymlab.envs, byte for byte the same each build."""
+    import zipfile
+
+    repo = Path(__file__).resolve().parents[2]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = wheelhouse.build_host_wheel(repo, tmp_path / "a")
+    second = wheelhouse.build_host_wheel(repo, tmp_path / "b")
+    assert first.read_bytes() == second.read_bytes()
+    packages = {n.split("/")[1] for n in zipfile.ZipFile(first).namelist() if n.count("/") > 1}
+    assert {"runtime", "client", "rewarder", "rfb"} <= packages
+    assert not packages & {"lab", "envs"}, packages

@@ -29,7 +29,7 @@ from pathlib import Path
 from gymlab.envs import pypi
 from gymlab.envs.profiles import ENVS_DIR, get
 from gymlab.lab.errors import LabError
-from gymlab.lab.wheelhouse import build_wheel, platforms
+from gymlab.lab.wheelhouse import build_host_wheel, platforms
 
 STAMP = ".gymlab-lock-sha256"
 REPO = ENVS_DIR.parent
@@ -139,7 +139,7 @@ def build_client(out: Path) -> bool:
     target.mkdir(parents=True, exist_ok=True)
     before = {w.name: w.read_bytes() for w in target.glob("*.whl")}
     with tempfile.TemporaryDirectory() as tmp:
-        wheel = build_wheel(REPO, Path(tmp))
+        wheel = build_host_wheel(REPO, Path(tmp))
         built = {wheel.name: wheel.read_bytes()}
     if built == before:
         return False

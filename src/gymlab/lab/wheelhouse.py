@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -129,6 +130,29 @@ def build_wheel(source: Path, out: Path) -> Path:
     return target
 
 
+#: Packages of the control machine's tooling: they need Ansible and invoke, which hosts lack.
+CONTROLLER_PACKAGES = ("lab", "envs")
+
+
+def build_host_wheel(project: Path, out: Path) -> Path:
+    """gymlab's wheel as hosts get it: ``project`` without :data:`CONTROLLER_PACKAGES`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = Path(tmp, "gymlab")
+        staged.mkdir()
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy2(project / name, staged / name)
+        shutil.copytree(
+            project / "src",
+            staged / "src",
+            ignore=lambda folder, names: [
+                n for n in names
+                if n in ("__pycache__", "build") or n.endswith(".egg-info")
+                or (Path(folder).name == "gymlab" and n in CONTROLLER_PACKAGES)
+            ],
+        )  # fmt: skip
+        return build_wheel(staged, out)
+
+
 def artifact_wheel(artifact: Path, out: Path) -> Path:
     """The wheel of one lab artifact: a wheel as is, an sdist built into a wheel in ``out``."""
     if not artifact.is_file():
@@ -210,7 +234,7 @@ def build(
     with tempfile.TemporaryDirectory() as tmp:
         local, new = Path(tmp, "local"), Path(tmp, "new")
         local.mkdir()
-        gymlab = build_wheel(project, local)
+        gymlab = build_host_wheel(project, local)
         own = [artifact_wheel(a, local) for a in artifacts]
         constraints = Path(tmp, "envs-constraints.txt")
         constraints.write_text("".join(f"{n}=={v}\n" for n, (v, _) in sorted(lock.items())))
