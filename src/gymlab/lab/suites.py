@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gymlab.lab import images, scenarios, suite_venv
+from gymlab.lab.ansible import REPO
 from gymlab.lab.errors import LabError
 from gymlab.lab.report import Counts, Phase, SuiteRun, junit_counts, phase
 
-REPO = Path(__file__).resolve().parents[3]
 PY_SOURCES = "src tests tasks.py plugins examples"
 LINTERS = {
     "ruff": f"ruff check {PY_SOURCES} && ruff format --check {PY_SOURCES}",
