@@ -359,27 +359,10 @@ class RemoteSession:
         return self._compose(frame, self._state)
 
     async def _lockstep_frame(self) -> np.ndarray:
-        """Pixels of the frame the runtime just reported as drawn.
-
-        An incremental request for the whole screen brings the changes; Xvnc holds it back
-        when nothing changed, so a non-incremental 1x1 request goes with it: Xvnc then answers
-        at once, and its answer covers the changes too. Waiting for both leaves no request
-        outstanding that a later frame could answer half-drawn.
-        """
+        """Pixels of the frame the runtime just reported as drawn (it synced with Xvnc first)."""
         vnc = self.vnc
         assert vnc is not None
-        changes = asyncio.ensure_future(vnc.refresh(incremental=True, timeout=self.frame_timeout))
-        forced = asyncio.ensure_future(
-            vnc.refresh(incremental=False, region=(0, 0, 1, 1), timeout=self.frame_timeout)
-        )
-        try:
-            await asyncio.gather(changes, forced)
-        finally:
-            for fut in (changes, forced):
-                if not fut.done():
-                    fut.cancel()
-                elif not fut.cancelled():
-                    fut.exception()  # retrieved: gather raised the first one already
+        await vnc.sync(timeout=self.frame_timeout)
         return vnc.framebuffer.copy()
 
     async def _realtime_frame(self, after_reset: bool) -> np.ndarray:

@@ -10,8 +10,9 @@ Two ways to get pixels:
   the server and will be answered by the next change). ``update(incremental=False)`` is
   always answered promptly, at the cost of resending the whole region.
   For lockstep stepping: once the runtime replies that frame N is drawn (it syncs with the
-  X server first), ``update(incremental=True)`` returns a framebuffer showing frame N,
-  provided frame N differs from what this client last saw and no streaming is running.
+  X server first), :meth:`VNCConnection.sync` brings the framebuffer to frame N, changed or
+  not, with both requests in one write: TigerVNC answers the messages of one read with one
+  update.
 * **Streaming** -- :meth:`VNCConnection.start_streaming` keeps one incremental request
   outstanding and re-requests as soon as each update completes. :meth:`latest_frame`
   returns ``(update_count, copy)`` without waiting; :meth:`wait_for_update` waits until
@@ -359,18 +360,21 @@ class VNCConnection:
         assert frame is not None
         return frame
 
-    async def refresh(
-        self,
-        incremental: bool = True,
-        timeout: float = 5.0,
-        region: tuple[int, int, int, int] | None = None,
-    ) -> None:
-        """:meth:`update` without the copy: read :attr:`framebuffer` once it returns.
+    async def sync(self, timeout: float = 5.0) -> None:
+        """Bring :attr:`framebuffer` up to what the server shows now; read it once this returns.
 
-        For callers that know no other update can arrive meanwhile (lockstep, no
-        streaming): a 600x400 copy per request is most of a client's work per step.
+        One write carries an incremental request for the whole screen (the changes) and a
+        non-incremental one for a single pixel, which the server answers at once even when
+        nothing changed, and with the changes; returns once that answer is decoded. No copy
+        is made (a 600x400 copy is a good part of a lockstep step): for callers that know no
+        other update can arrive meanwhile (lockstep, no streaming).
         """
-        await self._request(incremental, timeout, region, snapshot=False)
+        self._check()
+        target = self._rfb.updates_started + 1
+        self._rfb.request_update(incremental=True)
+        self._rfb.request_update(False, 0, 0, 1, 1)
+        await self._flush()
+        await self._wait_count(target, timeout, "forced", need_pixels=True)
 
     async def _request(
         self,
