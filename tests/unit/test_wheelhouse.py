@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -237,3 +238,41 @@ def test_the_host_wheel_leaves_the_control_machine_tooling_out(tmp_path):
     packages = {n.split("/")[1] for n in zipfile.ZipFile(first).namelist() if n.count("/") > 1}
     assert {"runtime", "client", "rewarder", "rfb"} <= packages
     assert not packages & {"lab", "envs"}, packages
+
+
+def test_a_build_from_the_same_inputs_runs_no_pip_and_a_changed_input_builds_again(
+    tmp_path, monkeypatch
+):
+    """Re-converging a host asks no index: the inputs are recorded beside the folder."""
+    repo = Path(__file__).resolve().parents[2]
+    project = tmp_path / "project"
+    shutil.copytree(repo / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "requirements.lock"):
+        shutil.copy2(repo / name, project / name)
+    out = tmp_path / "wheelhouse"
+    assert wheelhouse.build(out, "3.11", "2.36", project=project)
+    assert (tmp_path / "wheelhouse.inputs").is_file() and not (out / "wheelhouse.inputs").exists()
+
+    real_run = subprocess.run
+    calls = []
+
+    def counting_run(argv, *args, **kwargs):
+        calls.append(argv)
+        return real_run(argv, *args, **kwargs)
+
+    monkeypatch.setattr(wheelhouse.subprocess, "run", counting_run)
+    assert not wheelhouse.build(out, "3.11", "2.36", project=project)
+    assert calls == []
+    # a controller-only module is no input of the hosts' wheel
+    (project / "src/gymlab/lab/scratch.py").write_text("X = 1\n")
+    assert not wheelhouse.build(out, "3.11", "2.36", project=project)
+    assert calls == []
+    # a changed source of the hosts' wheel is built again (and the wheel differs)
+    (project / "src/gymlab/runtime/scratch.py").write_text("X = 1\n")
+    assert wheelhouse.build(out, "3.11", "2.36", project=project)
+    assert calls
+    # a folder that lost a wheel since is built again, even from the same inputs
+    calls.clear()
+    next(out.glob("six-*.whl")).unlink()
+    assert wheelhouse.build(out, "3.11", "2.36", project=project)
+    assert calls and list(out.glob("six-*.whl"))

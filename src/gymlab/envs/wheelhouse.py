@@ -29,7 +29,13 @@ from pathlib import Path
 from gymlab.envs import pypi
 from gymlab.envs.profiles import ENVS_DIR, get
 from gymlab.lab.errors import LabError
-from gymlab.lab.wheelhouse import build_host_wheel, platforms
+from gymlab.lab.wheelhouse import (
+    build_host_wheel,
+    built_from,
+    host_wheel_key,
+    platforms,
+    record_inputs,
+)
 
 STAMP = ".gymlab-lock-sha256"
 REPO = ENVS_DIR.parent
@@ -137,17 +143,20 @@ def build_client(out: Path) -> bool:
     """
     target = out / "gymlab"
     target.mkdir(parents=True, exist_ok=True)
+    inputs = host_wheel_key(REPO)
+    if built_from(target, inputs):
+        return False
     before = {w.name: w.read_bytes() for w in target.glob("*.whl")}
     with tempfile.TemporaryDirectory() as tmp:
         wheel = build_host_wheel(REPO, Path(tmp))
         built = {wheel.name: wheel.read_bytes()}
-    if built == before:
-        return False
-    for old in target.glob("*.whl"):
-        old.unlink()
-    for name, data in built.items():
-        (target / name).write_bytes(data)
-    return True
+    if built != before:
+        for old in target.glob("*.whl"):
+            old.unlink()
+        for name, data in built.items():
+            (target / name).write_bytes(data)
+    record_inputs(target, inputs)
+    return built != before
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,10 @@ of its hashes. The folder then holds exactly that resolution's wheels plus ``req
     python -m gymlab.lab.wheelhouse --out DIR --python 3.11 --glibc 2.36 \\
         [--extra ale-py==0.12.1 ...] [--artifact dist/gym_foo-0.1.tar.gz ...]
 
-prints ``changed`` or ``unchanged`` last, for Ansible's ``changed_when``.
+prints ``changed`` or ``unchanged`` last, for Ansible's ``changed_when``. A folder built from
+the same inputs (gymlab's sources, the pins, the artifacts, the host's Python, glibc and machine)
+that still holds what that build left is not built again: no ``pip`` runs, nothing is fetched
+(the inputs are recorded in ``DIR.inputs`` beside the folder, which hosts never get).
 """
 
 from __future__ import annotations
@@ -134,23 +137,52 @@ def build_wheel(source: Path, out: Path) -> Path:
 CONTROLLER_PACKAGES = ("lab", "envs")
 
 
+def _host_files(project: Path) -> list[Path]:
+    """The files of ``project`` (relative paths) that the hosts' gymlab wheel is built from."""
+
+    def left_out(rel: Path) -> bool:
+        parts = rel.parts
+        return any(p in ("__pycache__", "build") or p.endswith(".egg-info") for p in parts) or (
+            len(parts) > 2 and parts[1] == "gymlab" and parts[2] in CONTROLLER_PACKAGES
+        )
+
+    sources = (p.relative_to(project) for p in (project / "src").rglob("*") if p.is_file())
+    kept = sorted(rel for rel in sources if not left_out(rel))
+    return [Path("pyproject.toml"), Path("README.md"), *kept]
+
+
+def host_wheel_key(project: Path) -> str:
+    """A hash of what :func:`build_host_wheel` builds from: the same key, the same wheel."""
+    h = hashlib.sha256()
+    for rel in _host_files(project):
+        h.update(f"{rel}\0".encode())
+        h.update(hashlib.sha256((project / rel).read_bytes()).digest())
+    return h.hexdigest()
+
+
 def build_host_wheel(project: Path, out: Path) -> Path:
     """gymlab's wheel as hosts get it: ``project`` without :data:`CONTROLLER_PACKAGES`."""
     with tempfile.TemporaryDirectory() as tmp:
         staged = Path(tmp, "gymlab")
-        staged.mkdir()
-        for name in ("pyproject.toml", "README.md"):
-            shutil.copy2(project / name, staged / name)
-        shutil.copytree(
-            project / "src",
-            staged / "src",
-            ignore=lambda folder, names: [
-                n for n in names
-                if n in ("__pycache__", "build") or n.endswith(".egg-info")
-                or (Path(folder).name == "gymlab" and n in CONTROLLER_PACKAGES)
-            ],
-        )  # fmt: skip
+        for rel in _host_files(project):
+            (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(project / rel, staged / rel)
         return build_wheel(staged, out)
+
+
+def _inputs_file(out: Path) -> Path:
+    return out.with_name(out.name + ".inputs")
+
+
+def built_from(out: Path, inputs: str) -> bool:
+    """True when ``out`` was built from ``inputs`` and still holds what that build left."""
+    recorded = _inputs_file(out)
+    return recorded.is_file() and recorded.read_text().split() == [inputs, digest(out)]
+
+
+def record_inputs(out: Path, inputs: str) -> None:
+    """Remember, beside ``out``, that its content was built from ``inputs``."""
+    _inputs_file(out).write_text(f"{inputs} {digest(out)}\n")
 
 
 def artifact_wheel(artifact: Path, out: Path) -> Path:
@@ -227,6 +259,9 @@ def build(
     """Fill ``out`` with gymlab's wheel, the extras, the artifacts and their dependencies;
     True when the content changed."""
     extras = [pinned(e) for e in extras]
+    inputs = _build_inputs(project, python, glibc, machine, extras, artifacts, envs_lock)
+    if built_from(out, inputs):
+        return False
     lock = read_lock(envs_lock)
     platform_args = [arg for tag in platforms(glibc, machine) for arg in ("--platform", tag)]
     out.mkdir(parents=True, exist_ok=True)
@@ -249,7 +284,27 @@ def build(
         fetched = [w for w in new.glob("*.whl") if canonical(wheel_pin(w)[0]) not in own_names]
         verify(fetched, lock, envs_lock.name)
         _sync(new, out)
+    record_inputs(out, inputs)
     return digest(out) != before
+
+
+def _build_inputs(
+    project: Path,
+    python: str,
+    glibc: str,
+    machine: str,
+    extras: Sequence[str],
+    artifacts: Sequence[Path],
+    envs_lock: Path,
+) -> str:
+    """A hash of everything :func:`build` resolves from (the index's answers pinned by locks)."""
+    h = hashlib.sha256(f"{python} {glibc} {machine} {sorted(extras)}".encode())
+    h.update(host_wheel_key(project).encode())
+    for path in [project / "requirements.lock", envs_lock, *artifacts]:
+        h.update(f"{path.name}\0".encode())
+        # a missing file is reported by the build itself, in its own words
+        h.update(hashlib.sha256(path.read_bytes()).digest() if path.is_file() else b"missing")
+    return h.hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
