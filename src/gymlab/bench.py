@@ -9,7 +9,8 @@ c. four lockstep remotes through one :class:`RemoteVectorEnv` (aggregate env ste
    pixel observations (``AddRenderObservation``), in the same run;
 d. four real-time remotes at 60 fps: runtime ticks/s, client VNC updates/s and agent steps/s
    per remote; observation lag and reward lag (see :class:`LagProbe` for the method);
-e. VNC bytes per lockstep step for ZRLE and Raw;
+e. per VNC encoding (ZRLE, what a remote across a network gets; Raw, what one on loopback
+   gets): bytes per lockstep step, steps/s and CPU milliseconds per step of each process;
 f. resident memory of one runtime (runtime process + its Xvnc) and of the client per remote;
 p. the profile of a lockstep step: in-process env step and ``render()`` times from (a), and
    for (b) and (c) the CPU milliseconds per env step of the runtime processes (env step,
@@ -177,7 +178,8 @@ class CpuClocks:
 
 
 def bench_bytes(runtime: LocalRuntime, password: str, seconds: float) -> dict[str, Any]:
-    """(e) bytes received per lockstep step (changes of one frame) per encoding."""
+    """(e) per encoding: bytes received per lockstep step (one frame's changes), steps/s and
+    CPU ms per step of the runtime, its Xvnc and this client."""
     from gymlab.client.vector import RemoteVectorEnv
 
     out: dict[str, Any] = {}
@@ -190,10 +192,13 @@ def bench_bytes(runtime: LocalRuntime, password: str, seconds: float) -> dict[st
             vnc = env.sessions[0].vnc
             assert vnc is not None
             first = vnc.stats.bytes_received
+            cpu = CpuClocks([runtime])
             result = _run_vector(env, seconds)
             vnc = env.sessions[0].vnc
             assert vnc is not None
             out[encoding] = (vnc.stats.bytes_received - first) / max(1, result["vector_steps"])
+            out[f"{encoding}_steps_per_s"] = result["steps_per_s"]
+            out[f"{encoding}_cpu_ms_per_step"] = cpu.ms_per_step(result["env_steps"])
         finally:
             env.close()
     return out
@@ -717,11 +722,30 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
         ),
         Row("e", "bytes per lockstep step, ZRLE", f"{e['zrle']:.0f} B"),
         Row("e", "bytes per lockstep step, Raw", f"{e['raw']:.0f} B ({e['raw'] / e['zrle']:.0f}x)"),
+        *encoding_rows(e),
         Row("f", "RSS of one runtime (process + Xvnc)", _mb(rt_rss)),
         Row("f", "client RSS growth per remote", _mb(c["client_rss_per_remote"])),
         *capacity_rows(r.get("h")),
         *web_rows(r.get("g")),
     ]
+
+
+def encoding_rows(e: dict[str, Any]) -> list[Row]:
+    """(e) what each encoding costs a lockstep step: its rate and the CPU of every process."""
+    rows = []
+    for encoding, label in (("zrle", "ZRLE"), ("raw", "Raw")):
+        cpu = e.get(f"{encoding}_cpu_ms_per_step")
+        if cpu is None:
+            continue
+        rows.append(
+            Row(
+                "e",
+                f"  {label}: steps/s; CPU ms per step runtime / Xvnc / client",
+                f"{e[f'{encoding}_steps_per_s']:.0f}; "
+                f"{cpu['runtime']:.2f} / {cpu['xvnc']:.2f} / {cpu['client']:.2f}",
+            )
+        )
+    return rows
 
 
 def async_rows(r: dict[str, Any]) -> list[Row]:

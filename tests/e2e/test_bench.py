@@ -27,6 +27,8 @@ ROWS = [
     "reward lag p50 / p95 (ms)",
     "bytes per lockstep step, ZRLE",
     "bytes per lockstep step, Raw",
+    "ZRLE: steps/s; CPU ms per step runtime / Xvnc / client",
+    "Raw: steps/s; CPU ms per step runtime / Xvnc / client",
     "RSS of one runtime (process + Xvnc)",
     "client RSS growth per remote",
     "in-process: env step / render()",
@@ -67,6 +69,9 @@ def test_quick_bench_prints_every_row_and_writes_json(tmp_path: Path) -> None:
     assert data["c"]["errors"] == 0 and data["c"]["vector_steps"] > 0
     assert len(data["d"]["runtime_fps"]) == 4 and data["d"]["updates_total"] > 0
     assert data["e"]["raw"] > data["e"]["zrle"] > 0
+    for encoding in ("zrle", "raw"):
+        assert data["e"][f"{encoding}_steps_per_s"] > 0
+        assert set(data["e"][f"{encoding}_cpu_ms_per_step"]) == {"runtime", "xvnc", "client"}
     assert data["c"]["runtime_rss"] > 0
     for section in ("b", "c"):  # CPU clocks tick at 100 Hz: a 1 s run sees the busy ones
         cpu = data[section]["cpu_ms_per_step"]

@@ -79,6 +79,10 @@ def test_lockstep_pixels_rewards_and_autoreset(lockstep_pair: str) -> None:
             for i, ref in enumerate(refs):
                 states[i] = ref.step(int(actions[i]))[0]
                 assert np.array_equal(obs[i], ref.render()), f"remote {i} pixels differ"
+        # remotes on loopback are asked for Raw, the cheapest to encode and decode
+        stats = env.sessions[0].vnc.stats
+        assert stats.rects_by_encoding.get("raw", 0) > 40, stats
+        assert "zrle" not in stats.rects_by_encoding, stats
         # always pushing left ends remote 0's episode (NEXT_STEP, the default: the terminal
         # frame comes with terminated, the next step resets that remote)
         episode = int(infos["episode_id"][0])
@@ -101,6 +105,21 @@ def test_lockstep_pixels_rewards_and_autoreset(lockstep_pair: str) -> None:
             env.step(np.array([0, 5]))
         for ref in refs:
             ref.close()
+
+
+def test_lockstep_pixels_over_zrle_equal_in_process_frames(lockstep_pair: str) -> None:
+    """What a remote across a network gets by default, asked for here over loopback."""
+    with closing(RemoteVectorEnv(lockstep_pair, PASSWORD, encodings=("zrle",))) as env:
+        ref = gymnasium.make("CartPole-v1", render_mode="rgb_array")
+        obs, _ = env.reset(seed=5)
+        ref.reset(seed=5)
+        assert np.array_equal(obs[0], ref.render())
+        for step in range(20):
+            obs, *_ = env.step(np.array([step % 2, 0]))
+            ref.step(step % 2)
+            assert np.array_equal(obs[0], ref.render()), f"step {step}: pixels differ"
+        assert env.sessions[0].vnc.stats.rects_by_encoding.get("zrle", 0) >= 20
+        ref.close()
 
 
 def test_gymlab_make_configure_and_env_switch(lockstep_pair: str) -> None:

@@ -1,4 +1,4 @@
-"""The profiles' wheelhouse on the control machine: the gymlab client wheel is built once per source."""
+"""The profiles' wheelhouse on the control machine: the client wheel is built once per source."""
 
 from __future__ import annotations
 

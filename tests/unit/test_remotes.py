@@ -108,3 +108,21 @@ def test_garbage_raises_valueerror_or_parses(text: str) -> None:
 
 def test_password_is_decoded_exactly_once() -> None:
     assert parse_remotes("vnc://h:1+2?password=%2525").password == "%25"
+
+
+@pytest.mark.parametrize(
+    ("entry", "loopback"),
+    [
+        ("127.0.0.1:5900+15900", True),
+        ("127.8.9.10:5900+15900", True),
+        ("localhost:5900+15900", True),
+        ("[::1]:5900+15900", True),
+        ("10.0.0.5:5900+15900", False),
+        ("gpu01:5900+15900", False),
+        ("[fe80::1]:5900+15900", False),
+    ],
+)
+def test_a_remote_on_loopback_is_asked_for_raw_and_one_across_a_network_for_zrle(entry, loopback):
+    remote = parse_remote(entry)
+    assert remote.on_loopback is loopback
+    assert remote.encodings[0] == ("raw" if loopback else "zrle")

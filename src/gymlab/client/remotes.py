@@ -8,6 +8,7 @@ runtime). IPv6 hosts go in brackets (``[::1]:5900+15900``). The password comes f
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,11 @@ _ENTRY = re.compile(
 )
 
 
+#: VNC encodings for a remote on this machine, and for one across a network.
+LOOPBACK_ENCODINGS = ("raw", "copyrect")
+NETWORK_ENCODINGS = ("zrle", "copyrect", "raw")
+
+
 @dataclass(frozen=True)
 class Remote:
     """One remote: the VNC server and the rewarder of one runtime."""
@@ -38,6 +44,25 @@ class Remote:
         """``host:vnc+rewarder`` as written in a remotes string (used in messages)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.vnc_port}+{self.rewarder_port}"
+
+    @property
+    def on_loopback(self) -> bool:
+        """True for a remote on this machine's loopback (127.0.0.0/8, ::1, localhost)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def encodings(self) -> tuple[str, ...]:
+        """The VNC encodings to ask this remote for, most preferred first.
+
+        Over loopback bytes cost nothing and Raw is the cheapest to encode and decode (bench
+        section e); across a network ZRLE's compression pays for its CPU.
+        """
+        return LOOPBACK_ENCODINGS if self.on_loopback else NETWORK_ENCODINGS
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,7 @@ class RemoteSession:
         reset_timeout: float = 60.0,
         step_timeout: float = 10.0,
         frame_timeout: float = 5.0,
-        encodings: Iterable[str] = ("zrle", "copyrect", "raw"),
+        encodings: Iterable[str] | None = None,
         backoff: Backoff | None = None,
         on_update: UpdateHook | None = None,
         on_reward: RewardHook | None = None,
@@ -187,7 +187,8 @@ class RemoteSession:
         self.reset_timeout = reset_timeout
         self.step_timeout = step_timeout
         self.frame_timeout = frame_timeout
-        self.encodings = tuple(encodings)
+        # None: the remote's own choice (Raw over loopback, ZRLE across a network)
+        self.encodings = remote.encodings if encodings is None else tuple(encodings)
         self.backoff = backoff or Backoff()
         self.on_update = on_update
         self.on_reward = on_reward

@@ -124,7 +124,8 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         mode: ``"lockstep"`` or ``"realtime"``; None adopts the remotes' mode.
         fps: real-time tick rate to ask the runtimes for (None: keep theirs).
         connect_timeout / reset_timeout / step_timeout / frame_timeout: seconds.
-        encodings: VNC encodings, most preferred first.
+        encodings: VNC encodings, most preferred first; None (the default) picks per remote:
+            Raw over loopback, where it costs least CPU, ZRLE across a network.
         reconnect_backoff: (first delay, maximum delay) in seconds between reconnect attempts.
         autoreset_mode: Gymnasium's :class:`~gymnasium.vector.AutoresetMode` (or its value);
             NEXT_STEP by default.
@@ -151,7 +152,7 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         reset_timeout: float = 60.0,
         step_timeout: float = 10.0,
         frame_timeout: float = 5.0,
-        encodings: Sequence[str] = ("zrle", "copyrect", "raw"),
+        encodings: Sequence[str] | None = None,
         reconnect_backoff: tuple[float, float] = (0.1, 5.0),
         on_update: UpdateHook | None = None,
         on_reward: RewardHook | None = None,
@@ -173,7 +174,7 @@ class RemoteVectorEnv(VectorEnv[np.ndarray, Any, Any]):
         self.reset_timeout = reset_timeout
         self.step_timeout = step_timeout
         self.frame_timeout = frame_timeout
-        self.encodings = tuple(encodings)
+        self.encodings = None if encodings is None else tuple(encodings)
         self.reconnect_backoff = reconnect_backoff
         self.on_update = on_update
         self.on_reward = on_reward
