@@ -7,8 +7,9 @@ b. one lockstep remote through :class:`RemoteVectorEnv`, pixels over VNC;
 c. four lockstep remotes through one :class:`RemoteVectorEnv` (aggregate env steps/s), next
    to what a researcher would use instead: Gymnasium's ``AsyncVectorEnv`` over four envs with
    pixel observations (``AddRenderObservation``), in the same run;
-d. four real-time remotes at 60 fps: runtime ticks/s, client VNC updates/s and agent steps/s
-   per remote; observation lag and reward lag (see :class:`LagProbe` for the method);
+d. four real-time remotes at 60 fps: runtime ticks/s, the ticks whose picture changed (an
+   unchanged picture draws nothing, so Xvnc has no update to send), client VNC updates/s and
+   agent steps/s per remote; observation lag and reward lag (see :class:`LagProbe`);
 e. per VNC encoding (ZRLE, what a remote across a network gets; Raw, what one on loopback
    gets): bytes per lockstep step, steps/s and CPU milliseconds per step of each process;
 f. resident memory of one runtime (runtime process + its Xvnc) and of the client per remote;
@@ -565,6 +566,7 @@ class LagProbe:
         obs_lags: list[float] = []
         reward_lags: list[float] = []
         matched = total = 0
+        changed_frames: list[int] = []
         for index, frames in enumerate(self.frames):
             crc_of: dict[int, int] = {}
             sent: dict[int, float] = {}
@@ -574,6 +576,8 @@ class LagProbe:
                 crc = zlib.crc32(np.ascontiguousarray(env.render()).tobytes())
                 crc_of[frame], sent[frame] = crc, sent_at
                 by_crc.setdefault(crc, []).append(frame)
+            # a tick whose picture equals the previous one draws nothing: Xvnc has no update
+            changed_frames.append(sum(crc_of.get(f - 1) != crc for f, crc in crc_of.items()))
             for when, crc in self.updates[index]:
                 total += 1
                 candidates = [f for f in by_crc.get(crc, []) if sent[f] <= when]
@@ -597,6 +601,7 @@ class LagProbe:
             "obs_lag_ms_p95": pct(obs_lags, 95),
             "updates_matched": matched,
             "updates_total": total,
+            "changed_frames": changed_frames,
             "reward_lag_ms_p50": pct(reward_lags, 50),
             "reward_lag_ms_p95": pct(reward_lags, 95),
         }
@@ -656,6 +661,7 @@ def bench_realtime(
             "agent_steps_per_s": steps / elapsed,
             "runtime_fps": [len(f) / elapsed for f in probe.frames],
             "client_updates_per_s": [len(u) / elapsed for u in probe.updates],
+            "changed_frames_per_s": [n / elapsed for n in result["changed_frames"]],
             "runtime_rss": runtime_rss,
         }
     )
@@ -707,6 +713,7 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
         *async_rows(r),
         *profile_rows(r),
         Row("d", "4 remotes realtime: runtime ticks/s", rates(d["runtime_fps"])),
+        Row("d", "  frames that changed the picture /s", rates(d["changed_frames_per_s"])),
         Row("d", "  client VNC updates/s per remote", rates(d["client_updates_per_s"])),
         Row("d", "  agent steps/s (one tick per step)", f"{d['agent_steps_per_s']:.1f}"),
         Row(

@@ -22,6 +22,7 @@ ROWS = [
     "Gymnasium AsyncVectorEnv(4), pixel observations",
     "4 lockstep remotes as a ratio of it",
     "4 remotes realtime: runtime ticks/s",
+    "frames that changed the picture /s",
     "client VNC updates/s per remote",
     "observation lag p50 / p95 (ms)",
     "reward lag p50 / p95 (ms)",
@@ -68,6 +69,7 @@ def test_quick_bench_prints_every_row_and_writes_json(tmp_path: Path) -> None:
     assert data["a"]["steps"] > 0 and data["b"]["vector_steps"] > 0
     assert data["c"]["errors"] == 0 and data["c"]["vector_steps"] > 0
     assert len(data["d"]["runtime_fps"]) == 4 and data["d"]["updates_total"] > 0
+    assert all(0 < n <= 61 for n in data["d"]["changed_frames_per_s"]), data["d"]
     assert data["e"]["raw"] > data["e"]["zrle"] > 0
     for encoding in ("zrle", "raw"):
         assert data["e"][f"{encoding}_steps_per_s"] > 0
