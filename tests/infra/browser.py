@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -61,20 +64,44 @@ def screenshot(url: str, *, ready_js: str, size=(700, 500), timeout: float = 30.
     binary = chromium()
     if binary is None:
         raise FileNotFoundError("chromium is not installed")
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.Popen(
-            [binary, *FLAGS, f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}",
-             "--remote-debugging-port=0", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        try:
-            port = _debug_port(proc, Path(profile), timeout)
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=10) as reply:
-                pages = [t for t in json.load(reply) if t.get("type") == "page"]
-            return asyncio.run(_shoot(pages[0]["webSocketDebuggerUrl"], url, ready_js, timeout))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    profile = tempfile.mkdtemp(prefix="gymlab-chromium-")
+    proc = subprocess.Popen(
+        [binary, *FLAGS, f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}",
+         "--remote-debugging-port=0", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group: the helpers go down with it
+    )  # fmt: skip
+    try:
+        port = _debug_port(proc, Path(profile), timeout)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json", timeout=10) as reply:
+            pages = [t for t in json.load(reply) if t.get("type") == "page"]
+        return asyncio.run(_shoot(pages[0]["webSocketDebuggerUrl"], url, ready_js, timeout))
+    finally:
+        _stop(proc)
+        _remove_profile(Path(profile))
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop Chromium and every helper process it started (renderers, utilities, crashpad)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def _remove_profile(profile: Path) -> None:
+    # A helper that left the process group may still be flushing into the profile for a
+    # moment: a few bounded tries, then whatever is left stays in /tmp rather than failing.
+    for _ in range(10):
+        shutil.rmtree(profile, ignore_errors=True)
+        if not profile.exists():
+            return
+        time.sleep(0.2)
 
 
 def _debug_port(proc: subprocess.Popen, profile: Path, timeout: float) -> int:
