@@ -34,8 +34,8 @@ def _write_adapter(directory: Path) -> Path:
         f"#!{sys.executable}\n"
         "import sys\n"
         f"sys.path.insert(0, {str(SRC)!r})\n"
-        "from gymlab.envs.rattler_conda import main\n"
-        "sys.exit(main())\n"
+        "from gymlab.envs.rattler_conda import run\n"
+        "run()\n"
     )
     exe.chmod(0o755)
     return exe

@@ -19,6 +19,7 @@ import json
 import os
 import sys
 from importlib.metadata import version
+from typing import NoReturn
 
 import rattler
 
@@ -69,11 +70,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def run() -> NoReturn:
+    """:func:`main`, then exit without finalizing the interpreter (every entry point uses this).
+
+    py-rattler's native worker threads can crash the interpreter while it finalizes
+    ("PyGILState_Release: thread state ... must be current"), turning an answer already
+    printed into a failure that conda-lock reports as "Could not lock the environment":
+    flush, then leave at once.
+    """
     code = main()
-    # py-rattler's native worker threads can crash the interpreter while it finalizes
-    # ("PyGILState_Release: thread state ... must be current"), turning an answer already
-    # printed into a failure: flush, then leave without finalizing.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+if __name__ == "__main__":
+    run()
