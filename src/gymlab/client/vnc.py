@@ -356,7 +356,8 @@ class VNCConnection:
         resize notice) is completely decoded. See the module docstring for what happens
         when nothing changed (incremental requests wait for a change; then a timeout).
         """
-        frame = await self._request(incremental, timeout, region, snapshot=True)
+        what = "incremental: nothing changed?" if incremental else "full"
+        frame = await self._request([(incremental, region)], timeout, what, snapshot=True)
         assert frame is not None
         return frame
 
@@ -369,29 +370,23 @@ class VNCConnection:
         is made (a 600x400 copy is a good part of a lockstep step): for callers that know no
         other update can arrive meanwhile (lockstep, no streaming).
         """
-        self._check()
-        target = self._rfb.updates_started + 1
-        self._rfb.request_update(incremental=True)
-        self._rfb.request_update(False, 0, 0, 1, 1)
-        await self._flush()
-        await self._wait_count(target, timeout, "forced", need_pixels=True)
+        await self._request([(True, None), (False, (0, 0, 1, 1))], timeout, "forced")
 
     async def _request(
         self,
-        incremental: bool,
+        requests: list[tuple[bool, tuple[int, int, int, int] | None]],
         timeout: float,
-        region: tuple[int, int, int, int] | None,
-        snapshot: bool,
+        what: str,
+        snapshot: bool = False,
     ) -> np.ndarray | None:
+        """Send ``(incremental, region)`` requests in one write and wait for the first update
+        with pixels that starts after them (a region of None is the whole screen)."""
         self._check()
         target = self._rfb.updates_started + 1
-        if region is None:
-            self._rfb.request_update(incremental)
-        else:
-            self._rfb.request_update(incremental, *region)
+        for incremental, region in requests:
+            self._rfb.request_update(incremental, *(region or ()))
         await self._flush()
-        kind = "incremental: nothing changed?" if incremental else "full"
-        return await self._wait_count(target, timeout, kind, need_pixels=True, snapshot=snapshot)
+        return await self._wait_count(target, timeout, what, need_pixels=True, snapshot=snapshot)
 
     async def wait_for_update(self, after: int, timeout: float = 5.0) -> int:
         """Wait until :attr:`update_count` exceeds ``after``; returns the new count."""
