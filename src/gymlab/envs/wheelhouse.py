@@ -36,6 +36,9 @@ from gymlab.lab.wheelhouse import (
     platforms,
     record_inputs,
 )
+from gymlab.lab.wheelhouse import (
+    digest as folder_digest,
+)
 
 STAMP = ".gymlab-lock-sha256"
 REPO = ENVS_DIR.parent
@@ -144,7 +147,7 @@ def build_client(out: Path) -> bool:
     target = out / "gymlab"
     target.mkdir(parents=True, exist_ok=True)
     inputs = host_wheel_key(REPO)
-    if built_from(target, inputs):
+    if built_from(target, inputs, folder_digest(target)):
         return False
     before = {w.name: w.read_bytes() for w in target.glob("*.whl")}
     with tempfile.TemporaryDirectory() as tmp:

@@ -174,15 +174,19 @@ def _inputs_file(out: Path) -> Path:
     return out.with_name(out.name + ".inputs")
 
 
-def built_from(out: Path, inputs: str) -> bool:
-    """True when ``out`` was built from ``inputs`` and still holds what that build left."""
+def built_from(out: Path, inputs: str, content: str) -> bool:
+    """True when ``out`` was built from ``inputs`` and still holds what that build left
+    (``content``: its :func:`digest` now)."""
     recorded = _inputs_file(out)
-    return recorded.is_file() and recorded.read_text().split() == [inputs, digest(out)]
+    return recorded.is_file() and recorded.read_text().split() == [inputs, content]
 
 
-def record_inputs(out: Path, inputs: str) -> None:
-    """Remember, beside ``out``, that its content was built from ``inputs``."""
-    _inputs_file(out).write_text(f"{inputs} {digest(out)}\n")
+def record_inputs(out: Path, inputs: str) -> str:
+    """Remember, beside ``out``, that its content was built from ``inputs``; returns the
+    content's :func:`digest`."""
+    content = digest(out)
+    _inputs_file(out).write_text(f"{inputs} {content}\n")
+    return content
 
 
 def artifact_wheel(artifact: Path, out: Path) -> Path:
@@ -260,12 +264,12 @@ def build(
     True when the content changed."""
     extras = [pinned(e) for e in extras]
     inputs = _build_inputs(project, python, glibc, machine, extras, artifacts, envs_lock)
-    if built_from(out, inputs):
+    before = digest(out)
+    if built_from(out, inputs, before):
         return False
     lock = read_lock(envs_lock)
     platform_args = [arg for tag in platforms(glibc, machine) for arg in ("--platform", tag)]
     out.mkdir(parents=True, exist_ok=True)
-    before = digest(out)
     with tempfile.TemporaryDirectory() as tmp:
         local, new = Path(tmp, "local"), Path(tmp, "new")
         local.mkdir()
@@ -284,8 +288,7 @@ def build(
         fetched = [w for w in new.glob("*.whl") if canonical(wheel_pin(w)[0]) not in own_names]
         verify(fetched, lock, envs_lock.name)
         _sync(new, out)
-    record_inputs(out, inputs)
-    return digest(out) != before
+    return record_inputs(out, inputs) != before
 
 
 def _build_inputs(
