@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import host_var
+from conftest import host_var, role_fact
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "playbooks" / "containers.yml"
@@ -61,26 +61,35 @@ def role_applies(host):
     groups = set(host_var(host, "group_names", []))
     if not groups & ROLE_GROUPS:
         pytest.skip(f"container_runtime is not applied here (not in {sorted(ROLE_GROUPS)})")
-    native = host_var(host, "gym_runtime_mode", "container") == "native"
+    native = (role_fact(host, "gym_runtime") or {}).get("mode") == "native"
     if not groups & DOCKER_GROUPS and native:
         pytest.skip("container_runtime is not applied here (runtimes run natively, no Docker)")
 
 
 @pytest.fixture(scope="module")
-def remap(host) -> dict:
-    """The remap user and range this host should have (inventory, else role defaults)."""
-    name = host_var(host, "container_runtime_userns_remap", "default")
+def fact(host, role_applies) -> dict:
+    """What the role recorded it set up here (ansible_local.container_runtime)."""
+    found = role_fact(host, "container_runtime")
+    assert found is not None, f"the role applies here, but {LOCAL_FACT} is missing"
+    return found
+
+
+@pytest.fixture(scope="module")
+def remap(fact) -> dict:
+    """The remap user ('' when remapping is off) and subordinate range the role set up."""
     return {
-        "user": "dockremap" if name == "default" else name,
-        "start": int(host_var(host, "container_runtime_userns_subid_start", 231072)),
-        "count": int(host_var(host, "container_runtime_userns_subid_count", 65536)),
+        "user": fact["userns_remap"],
+        "start": int(fact["subid_start"]),
+        "count": int(fact["subid_count"]),
     }
 
 
 @pytest.fixture(scope="module")
-def toolkit_expected(host) -> bool:
-    mode = host_var(host, "container_runtime_nvidia", "auto")
-    return mode == "always" or (mode == "auto" and host.file("/dev/nvidiactl").exists)
+def toolkit_expected(host, fact) -> bool:
+    """Whether the role installed the NVIDIA toolkit; on a host with a GPU it must have."""
+    if host.file("/dev/nvidiactl").exists:
+        assert fact["nvidia_device"], "an NVIDIA device the role did not see"
+    return bool(fact["nvidia_toolkit"])
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +100,6 @@ def daemon_json(host) -> dict:
 @pytest.fixture(scope="module")
 def docker_info(host) -> dict:
     return json.loads(host.check_output("docker info --format '{{json .}}'"))
-
-
-@pytest.fixture(scope="module")
-def local_fact(host) -> dict:
-    return json.loads(host.file(LOCAL_FACT).content_string)
 
 
 @pytest.fixture(scope="module")
@@ -118,18 +122,20 @@ def test_docker_is_enabled_and_running(host):
     assert docker.is_running
 
 
-def test_engine_packages_are_held(host):
-    if not host_var(host, "container_runtime_hold_packages", True):
+def test_engine_packages_are_held(host, fact):
+    if not fact["held"]:
         pytest.skip("container_runtime_hold_packages is false here")
-    engine = host_var(host, "container_runtime_engine", "distro")
-    package = "docker.io" if engine == "distro" else "docker-ce"
-    assert host.check_output(f"dpkg --get-selections {package}").split() == [package, "hold"]
+    assert fact["engine_packages"]
+    for package in fact["engine_packages"]:
+        assert host.check_output(f"dpkg --get-selections {package}").split() == [package, "hold"]
 
 
-def test_daemon_json_has_the_role_keys(host, daemon_json, remap, toolkit_expected):
-    if host_var(host, "container_runtime_userns_remap", "default"):
+def test_daemon_json_has_the_role_keys(fact, daemon_json, remap, toolkit_expected):
+    if remap["user"]:
         assert daemon_json["userns-remap"] == remap["user"]
-    log_driver = host_var(host, "container_runtime_log_driver", "json-file")
+    else:
+        assert "userns-remap" not in daemon_json
+    log_driver = fact["log_driver"]
     if log_driver:
         assert daemon_json["log-driver"] == log_driver
         assert all(isinstance(v, str) for v in daemon_json["log-opts"].values())
@@ -188,36 +194,33 @@ def test_file_written_by_container_root_belongs_to_the_subordinate_uid(host, ima
     assert made.uid != 0
 
 
-def test_local_fact_tells_later_roles_how_to_run_gpu_containers(
-    local_fact, remap, toolkit_expected
-):
-    assert local_fact["userns_remap"] == remap["user"]
-    assert local_fact["nvidia_toolkit"] is toolkit_expected
+def test_local_fact_tells_later_roles_how_to_run_gpu_containers(fact, toolkit_expected):
+    remap_user = fact["userns_remap"]
     if toolkit_expected:
-        assert "--gpus=all" in local_fact["gpu_docker_args"]
-        assert ("--userns=host" in local_fact["gpu_docker_args"]) is bool(remap["user"])
+        assert "--gpus=all" in fact["gpu_docker_args"]
+        assert ("--userns=host" in fact["gpu_docker_args"]) is bool(remap_user)
     else:
-        assert local_fact["gpu_docker_args"] == []
+        assert fact["gpu_docker_args"] == []
 
 
 def test_gpu_container_args_run_unremapped_through_the_nvidia_runtime(
-    host, image, local_fact, toolkit_expected
+    host, image, fact, toolkit_expected
 ):
     """The decision: GPU containers leave the remap (--userns=host) and use the nvidia runtime."""
     if not toolkit_expected:
         pytest.skip("the NVIDIA container toolkit is not installed on this host")
     # --gpus needs the real toolkit's hook and a GPU; the rest of the args must still hold.
-    args = [a for a in local_fact["gpu_docker_args"] if not a.startswith("--gpus")]
+    args = [a for a in fact["gpu_docker_args"] if not a.startswith("--gpus")]
     out = host.check_output(
         f"docker run --rm --runtime=nvidia {' '.join(args)} {image} cat /proc/self/uid_map"
     )
     assert [int(f) for f in out.split()] == [0, 0, 4294967295]  # the host's own ids
 
 
-def test_dev_char_links_kept_by_udev_rule(host, toolkit_expected):
+def test_dev_char_links_kept_by_udev_rule(host, fact, toolkit_expected):
     if not toolkit_expected:
         pytest.skip("the NVIDIA container toolkit is not installed on this host")
-    if not host_var(host, "container_runtime_nvidia_dev_char_links", True):
+    if not fact["dev_char_links"]:
         pytest.skip("container_runtime_nvidia_dev_char_links is false here")
     rule = host.file("/etc/udev/rules.d/71-gymlab-nvidia-dev-char.rules").content_string
     match = re.search(r'RUN\+="(\S+) system create-dev-char-symlinks --create-all"', rule)
@@ -233,11 +236,11 @@ def test_dev_char_links_kept_by_udev_rule(host, toolkit_expected):
             assert host.file(link).linked_to == dev, link
 
 
-def test_gpu_container_sees_the_gpu(host, image, local_fact):
+def test_gpu_container_sees_the_gpu(host, image, fact):
     if not host.file("/dev/nvidiactl").exists:
         pytest.skip("no NVIDIA device (/dev/nvidiactl) on this host: nothing to run nvidia-smi on")
     out = host.check_output(
-        f"docker run --rm {' '.join(local_fact['gpu_docker_args'])} {image} nvidia-smi -L"
+        f"docker run --rm {' '.join(fact['gpu_docker_args'])} {image} nvidia-smi -L"
     )
     assert re.search(r"^GPU 0: ", out, re.M), out
 

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import host_var
+from conftest import role_fact
 
 ENVS = Path(__file__).resolve().parents[2] / "envs"
-ROOT_DEFAULT = "/opt/gymlab/envs"
 TIMEOUT = "timeout 300"
 
 SUMMARY = (
@@ -76,8 +75,13 @@ def tf1_build(host, env: str) -> dict:
     }
 
 
+def fact(host) -> dict:
+    """What python_envs recorded it installed here ({} where the role did not run)."""
+    return role_fact(host, "python_envs") or {"profiles": {}}
+
+
 def profiles(host) -> list[str]:
-    return list(host_var(host, "python_envs_profiles", []))
+    return sorted(fact(host)["profiles"])
 
 
 @pytest.fixture(
@@ -90,8 +94,8 @@ def profile(request) -> str:
 @pytest.fixture
 def env(host, profile) -> str:
     if profile not in profiles(host):
-        pytest.skip(f"profile {profile} is not requested for this host")
-    return f"{host_var(host, 'python_envs_root', ROOT_DEFAULT)}/{profile}"
+        pytest.skip(f"profile {profile} is not installed on this host")
+    return fact(host)["profiles"][profile]
 
 
 def locked_pins(profile: str) -> dict[str, str]:
@@ -184,10 +188,13 @@ def test_jupyter_lab_runs(host, env, profile):
 
 
 def test_the_fact_records_the_installed_profile(host, env, profile):
-    """ansible_local.python_envs names the profile at the path its Python runs from."""
-    fact = json.loads(host.file("/etc/ansible/facts.d/python_envs.fact").content_string)
-    assert sorted(fact["profiles"]) == sorted(profiles(host))
-    assert fact["profiles"][profile] == env
+    """ansible_local.python_envs names the profile at the path its Python runs from, under the
+    root, with its kernel beside every other recorded profile's."""
+    recorded = fact(host)
+    assert env == f"{recorded['root']}/{profile}"
+    specs = json.loads(host.check_output(f"{env}/bin/jupyter kernelspec list --json"))
+    kernels = sorted(k for k in specs["kernelspecs"] if k.startswith("gymlab-"))
+    assert kernels == [f"gymlab-{p}" for p in profiles(host)]
     assert host.check_output(f"{env}/bin/python -c 'import sys; print(sys.prefix)'") == env
 
 
@@ -219,15 +226,12 @@ def test_wheelhouse_copy_matches_the_control_machine(host):
     next run (the control machine's files of that folder), and every listed file is on the host
     at its size. (The control machine's folder itself may have changed since: the tamper side
     effect re-fetches there.)"""
-    if not host_var(host, "python_envs_copy_wheelhouse", False):
+    recorded = fact(host)
+    if not recorded.get("wheelhouse_copy"):
         pytest.skip("this host installs from the control machine's wheelhouse or an index")
-    default = Path.home() / ".cache" / "gymlab" / "wheels"  # the role's default, here
-    configured = str(host_var(host, "python_envs_controller_wheelhouse", default))
-    controller = default if "{{" in configured else Path(configured).expanduser()
-    copy = f"{host_var(host, 'python_envs_root', ROOT_DEFAULT)}/.wheelhouse"
-    profiles = host_var(host, "python_envs_profiles", [])
-    assert profiles
-    for folder in profiles:
+    copy, controller = recorded["wheelhouse_copy"], Path(recorded["wheelhouse_source"])
+    assert recorded["profiles"]
+    for folder in recorded["profiles"]:
         listing = json.loads(host.file(f"{copy}/{folder}.listing").content_string)
         assert any(path.endswith(".whl") for path in listing)
         for path, size in listing.items():

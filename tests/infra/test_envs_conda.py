@@ -20,16 +20,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import host_var
+from conftest import role_fact
 
 REPO = Path(__file__).resolve().parents[2]
-ROOT_DEFAULT = "/opt/gymlab/envs"
 
 
 def conda_profiles(host) -> list[tuple[str, Path]]:
-    envs = Path(str(host_var(host, "python_envs_envs_dir", REPO / "envs")))
+    """(name, spec folder on the control machine) of each installed profile with a conda part,
+    as python_envs recorded them (its fact)."""
+    fact = role_fact(host, "python_envs")
+    if fact is None:
+        return []
+    envs = Path(fact["specs_dir"])
     found = []
-    for name in host_var(host, "python_envs_profiles", []):
+    for name in sorted(fact["profiles"]):
         settings = yaml.safe_load((envs / name / "profile.yml").read_text()) or {}
         if "conda" in settings.get("parts", ["pypi"]):
             found.append((name, envs / name))
@@ -46,7 +50,7 @@ def profile(host) -> tuple[str, Path]:
 
 @pytest.fixture
 def env(host, profile) -> str:
-    return f"{host_var(host, 'python_envs_root', ROOT_DEFAULT)}/{profile[0]}"
+    return role_fact(host, "python_envs")["profiles"][profile[0]]
 
 
 def conda_packages(spec_dir: Path) -> dict[str, dict]:

@@ -1,7 +1,10 @@
 """GPU stack checks (nvidia_driver, cuda, cudnn roles).
 
-What is checked comes from the host's variables (cuda_toolkits, cudnn_method, ...), so the
-checks mean something on every profile; hosts outside gpu_hosts skip them all. Checks that need
+What is checked comes from what the roles recorded they did (their local facts: the toolkits,
+the default, how cuDNN was installed), so the checks mean something on every profile and with
+every variable left to its default; the runfile and tarball artifacts' own descriptions (patch
+lists, compilers, which have no defaults) come from the inventory. Hosts outside gpu_hosts skip
+them all. Checks that need
 an NVIDIA device skip, saying so, where lspci shows none, and must pass where it shows one.
 """
 
@@ -12,6 +15,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import role_fact as local_fact
 
 PROBES = Path(__file__).parent / "gpu"
 WORK = "/var/tmp/gymlab-gpu-check"
@@ -50,19 +54,23 @@ def gpu_vars(host) -> dict:
 
 
 @pytest.fixture(scope="module")
-def toolkits(gpu_vars) -> list[dict]:
-    listed = gpu_vars.get("cuda_toolkits", [{"version": "", "method": "package"}])
-    if not listed:
-        pytest.skip("cuda_toolkits is empty: this GPU host has no host toolkit")
-    unnamed = [t for t in listed if not t["version"]]
-    if unnamed:
-        pytest.skip("cuda_toolkits names no version; set it so the checks know what to expect")
-    return listed
+def cuda_fact(host, gpu_vars) -> dict:
+    fact = local_fact(host, "cuda")
+    assert fact is not None, "a GPU host without /etc/ansible/facts.d/cuda.fact"
+    return fact
 
 
 @pytest.fixture(scope="module")
-def default_version(gpu_vars, toolkits) -> str:
-    return gpu_vars.get("cuda_default") or toolkits[0]["version"]
+def toolkits(cuda_fact) -> list[dict]:
+    """Each toolkit the cuda role installed: {version, method}."""
+    if not cuda_fact["toolkits"]:
+        pytest.skip("the cuda role installed no host toolkit here (cuda_toolkits is empty)")
+    return [{"version": v, "method": cuda_fact["methods"][v]} for v in cuda_fact["toolkits"]]
+
+
+@pytest.fixture(scope="module")
+def default_version(cuda_fact, toolkits) -> str:
+    return cuda_fact["default"]
 
 
 @pytest.fixture(scope="module")
@@ -102,15 +110,13 @@ def test_cuda_link_points_at_the_default(host, default_version):
     assert host.file(f"{PREFIX}/cuda").linked_to == f"{PREFIX}/cuda-{default_version}"
 
 
-def local_fact(host, role: str) -> dict:
-    return json.loads(host.file(f"/etc/ansible/facts.d/{role}.fact").content_string)
-
-
-def test_the_cuda_fact_names_the_toolkits_and_the_default(host, toolkits, default_version):
-    fact = local_fact(host, "cuda")
-    assert fact["toolkits"] == [tk["version"] for tk in toolkits]
-    assert fact["default"] == default_version
-    assert host.file(f"{fact['prefix']}/cuda").linked_to == f"{PREFIX}/cuda-{default_version}"
+def test_the_cuda_fact_names_the_toolkits_and_the_default(host, cuda_fact, toolkits):
+    """Every recorded toolkit is a directory of the prefix; the default is one of them."""
+    assert cuda_fact["default"] in cuda_fact["toolkits"]
+    for tk in toolkits:
+        assert host.file(f"{cuda_fact['prefix']}/cuda-{tk['version']}").is_directory
+    linked = host.file(f"{cuda_fact['prefix']}/cuda").linked_to
+    assert linked == f"{cuda_fact['prefix']}/cuda-{cuda_fact['default']}"
 
 
 def test_login_shell_gets_the_default_toolkit(host, default_version):
@@ -149,7 +155,6 @@ def test_runfile_toolkits_are_complete_and_wired_to_their_gcc(host, toolkits, gp
     runfile = [t for t in toolkits if t["method"] == "runfile"]
     if not runfile:
         pytest.skip("no toolkit installed from a runfile on this host")
-    import json
 
     for tk in runfile:
         entry = gpu_vars["cuda_runfiles"][tk["version"]]
@@ -167,19 +172,15 @@ def test_runfile_toolkits_are_complete_and_wired_to_their_gcc(host, toolkits, gp
 
 
 @pytest.fixture(scope="module")
-def cudnn(gpu_vars) -> dict:
-    method = gpu_vars.get("cudnn_method", "none")
-    if method == "none":
+def cudnn(host, gpu_vars) -> dict:
+    """How the cudnn role installed cuDNN here (its fact)."""
+    fact = local_fact(host, "cudnn")
+    assert fact is not None, "a GPU host without /etc/ansible/facts.d/cudnn.fact"
+    if fact["method"] == "none":
         pytest.skip("cudnn_method is none on this host")
-    if method == "package" and not gpu_vars.get("cudnn_allow_installer_download", False):
+    if not fact["installed"]:
         pytest.skip("cuDNN package skipped by the role: it downloads from NVIDIA at install time")
-    return gpu_vars
-
-
-def _cudnn_major(gpu_vars) -> str:
-    match = re.search(r"-v(\d+)\.", gpu_vars["cudnn_tarball"]["file"])
-    assert match, gpu_vars["cudnn_tarball"]["file"]
-    return match.group(1)
+    return fact
 
 
 def test_cudnn_header_and_library_agree(host, cudnn, work):
@@ -187,22 +188,22 @@ def test_cudnn_header_and_library_agree(host, cudnn, work):
     assert build.rc == 0, build.stdout + build.stderr
     out = host.run(f"{work}/cudnn_check")
     assert out.rc == 0, out.stdout
-    if cudnn.get("cudnn_method") == "tarball":
-        assert out.stdout.startswith(f"header {_cudnn_major(cudnn)}.")
+    if cudnn["method"] == "tarball":
+        assert out.stdout.startswith(f"header {cudnn['major']}.")
 
 
 def test_the_cudnn_fact_says_how_it_was_installed(host, cudnn):
-    fact = local_fact(host, "cudnn")
-    assert fact["method"] == cudnn["cudnn_method"]
-    if fact["method"] == "tarball":
-        assert host.file(f"{fact['toolkit_path']}/include/cudnn.h").exists
+    if cudnn["method"] == "tarball":
+        assert host.file(f"{cudnn['toolkit_path']}/include/cudnn.h").exists
+    else:
+        assert cudnn["toolkit_path"] is None and cudnn["major"] is None
 
 
 def test_cudnn_tarball_readable_links_preserved_and_found(host, cudnn):
-    if cudnn.get("cudnn_method") != "tarball":
+    if cudnn["method"] != "tarball":
         pytest.skip("cuDNN not from the tarball on this host")
-    path = cudnn.get("cudnn_toolkit_path", f"{PREFIX}/cuda-9.0")
-    major = _cudnn_major(cudnn)
+    path = cudnn["toolkit_path"]
+    major = cudnn["major"]
     as_nobody = (
         "python3 -c 'import os, sys; os.setgroups([]); os.setgid(65534); os.setuid(65534); "
         f'open(sys.argv[1], "rb").read()\' {path}/include/cudnn.h'
@@ -220,7 +221,7 @@ def test_cudnn_tarball_readable_links_preserved_and_found(host, cudnn):
 
 
 def test_no_driver_without_a_device(host, gpu_vars):
-    if gpu_present(host) or not gpu_vars.get("nvidia_driver_require_device", True):
+    if gpu_present(host) or local_fact(host, "nvidia_driver")["installed"]:
         pytest.skip("an NVIDIA GPU is present (or installing without one was asked for)")
     installed = host.run(
         "dpkg-query -W -f='${Package} ${Status}\\n' 'nvidia-*dkms*' 'nvidia-headless*'"

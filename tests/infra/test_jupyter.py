@@ -13,24 +13,31 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import host_var
+from conftest import host_var, role_fact
 
 from gymlab.lab import remotes
 
-ROOT_DEFAULT = "/opt/gymlab/envs"
 TIMEOUT = "timeout 300"
 
 
-def users(host) -> list[dict]:
-    return list(host_var(host, "jupyterlab_users", []))
+@pytest.fixture
+def fact(host) -> dict:
+    """What the jupyterlab role recorded it set up here (its local fact)."""
+    found = role_fact(host, "jupyterlab")
+    if not found or not found["servers"]:
+        pytest.skip("the jupyterlab role set up no server on this host")
+    return found
 
 
 @pytest.fixture
-def servers(host) -> list[dict]:
-    found = users(host)
-    if not found:
-        pytest.skip("no JupyterLab server configured for this host")
-    return found
+def servers(fact) -> list[dict]:
+    """Each server: its user (name), port, profile and the env it runs from (env)."""
+    return fact["servers"]
+
+
+def profiles(host) -> list[str]:
+    """The profiles python_envs installed on the host (its fact)."""
+    return sorted((role_fact(host, "python_envs") or {}).get("profiles", {}))
 
 
 def token(host, name: str) -> str:
@@ -63,8 +70,8 @@ LISTENERS = (
 
 
 def python(host) -> str:
-    root = host_var(host, "python_envs_root", ROOT_DEFAULT)
-    return f"{root}/{host_var(host, 'jupyterlab_profile', 'modern')}/bin/python"
+    """The Python of the env the first server runs from (every script here needs only stdlib)."""
+    return f"{role_fact(host, 'jupyterlab')['servers'][0]['env']}/bin/python"
 
 
 def local_host(host, name: str) -> str:
@@ -97,23 +104,37 @@ def test_units_run_as_their_users(host, servers):
         assert host.check_output(f"stat -c %U /proc/{pid}") == server["name"]
 
 
-def test_the_fact_records_what_serves_and_no_token(host, servers):
-    """ansible_local.jupyterlab (what the provision summary reads) matches the running servers."""
+def test_the_fact_records_what_serves_and_no_token(host, fact, servers):
+    """ansible_local.jupyterlab (what the provision summary and these checks read) matches the
+    running servers: exactly the jupyterlab units, each on its configured port and address,
+    from its env, with the token's source and never the token."""
     text = host.file(f"{remotes.FACTS_DIR}/jupyterlab.fact").content_string
-    fact = json.loads(text)
-    recorded = [(s["name"], s["port"]) for s in fact["servers"]]
-    assert recorded == [(s["name"], int(s["port"])) for s in servers]
-    for server in fact["servers"]:
+    units = host.check_output(
+        "systemctl list-units --state=running --plain --no-legend 'jupyterlab-*.service'"
+    )
+    running = sorted(line.split()[0].removeprefix("jupyterlab-").removesuffix(".service")
+                     for line in units.splitlines())  # fmt: skip
+    assert running == sorted(s["name"] for s in servers)
+    for server in servers:
+        config = json.loads(host.file(f"/etc/gymlab/jupyter/{server['name']}.json").content_string)
+        assert config["ServerApp"]["port"] == server["port"]
         assert fact["listen"] == listen_ip(host, server["name"])
         assert listening_addresses(host, server["port"]), f"nothing serves {server}"
+        unit = host.check_output(f"systemctl show -p ExecStart --value jupyterlab-{server['name']}")
+        assert f"{server['env']}/bin/jupyter" in unit
         assert server["token"] == (
-            "inventory" if "token" in users_entry(host, server) else "generated"
+            "inventory" if "token" in inventory_entry(host, server) else "generated"
         )
         assert token(host, server["name"]) not in text
 
 
-def users_entry(host, server: dict) -> dict:
-    return next(u for u in users(host) if u["name"] == server["name"])
+def inventory_entry(host, server: dict) -> dict:
+    """The server's entry as the inventory wrote it ({} for a bare user name): whether it gives
+    a token is the inventory's own decision."""
+    for entry in host_var(host, "jupyterlab_users", []):
+        if isinstance(entry, dict) and entry.get("name") == server["name"]:
+            return entry
+    return {}
 
 
 LOOPBACK = {"0100007F", "00000000000000000000000001000000"}  # 127.0.0.1, ::1
@@ -152,16 +173,14 @@ def controller_get(url: str, auth: str | None) -> int:
         return exc.code
 
 
-def test_listens_on_the_configured_address_and_answers_there_with_its_token(host, servers):
+def test_listens_on_the_configured_address_and_answers_there_with_its_token(host, fact, servers):
     """From the control machine, at the host's own address (for a container: its bridge
     address): 200 with the token, 403 without it."""
     for server in servers:
         ip = listen_ip(host, server["name"])
         if ip.startswith("127."):
             pytest.skip("JupyterLab listens on loopback only here")
-        configured = host_var(host, "jupyterlab_listen_address", "")
-        if configured and "{{" not in configured:
-            assert ip == configured
+        assert ip == fact["listen"]
         expected = WILDCARD.get(ip) or hex_ipv4(ip)
         assert listening_addresses(host, server["port"]) == {expected}
         where = remotes.host_address(host.backend.host, host.ansible.get_variables())
@@ -184,13 +203,30 @@ def test_api_status_needs_the_token(host, servers):
         assert wrong == 403
 
 
+NOTIFICATION = "@jupyterlab/apputils-extension:notification"
+
+
+def test_news_prompt_and_update_check_follow_the_role(host, fact, servers):
+    """JupyterLab's own settings API serves the role's defaults: news and update checks off
+    unless jupyterlab_news turned them on; either way a decided value, so no consent prompt."""
+    news = fact["news"]
+    for server in servers:
+        name = server["name"]
+        path = f"/lab/api/settings/{NOTIFICATION}"
+        code, body = status_code(host, server["port"], path, token(host, name), name)
+        assert code == 200, body
+        defaults = json.loads(body)["schema"]["properties"]
+        assert defaults["fetchNews"]["default"] == ("true" if news else "false")
+        assert defaults["checkForUpdates"]["default"] is news
+
+
 def test_kernels_are_the_hosts_profiles(host, servers):
-    profiles = sorted(f"gymlab-{p}" for p in host_var(host, "python_envs_profiles", []))
+    kernels = [f"gymlab-{p}" for p in profiles(host)]
     for server in servers:
         name = server["name"]
         code, body = status_code(host, server["port"], "/api/kernelspecs", token(host, name), name)
         assert code == 200
-        assert sorted(json.loads(body)["kernelspecs"]) == profiles
+        assert sorted(json.loads(body)["kernelspecs"]) == kernels
 
 
 KERNEL_RUN = (
@@ -205,10 +241,9 @@ KERNEL_RUN = (
 
 
 def test_each_profile_kernel_starts_and_imports_tensorflow(host, servers):
-    root = host_var(host, "python_envs_root", ROOT_DEFAULT)
-    serving = f"{root}/{servers[0].get('profile', host_var(host, 'jupyterlab_profile', 'modern'))}"
+    serving = servers[0]["env"]
     host.check_output(f"cat > /tmp/gymlab-kernel-run.py <<'EOF'\n{KERNEL_RUN}EOF")
-    for profile in host_var(host, "python_envs_profiles", []):
+    for profile in profiles(host):
         if profile == "legacy-cuda9" and "libcudart.so.9.0" not in host.run("ldconfig -p").stdout:
             continue  # the TF 1.12 GPU build imports only with CUDA 9.0 from the cuda role
         out = host.check_output(
@@ -218,44 +253,37 @@ def test_each_profile_kernel_starts_and_imports_tensorflow(host, servers):
         assert out.strip().startswith("ok"), out
 
 
-def serving_env(host, server: dict) -> str:
-    root = host_var(host, "python_envs_root", ROOT_DEFAULT)
-    return f"{root}/{server.get('profile', host_var(host, 'jupyterlab_profile', 'modern'))}"
-
-
 def home(host, user: str) -> str:
     return host.check_output(f"getent passwd {user}").split(":")[5]
 
 
-def runtime_access_expected(host) -> bool:
-    groups = host.ansible.get_variables().get("group_names", [])
-    return bool(host_var(host, "jupyterlab_runtime_access", False)) and "runtime_hosts" in groups
-
-
-def test_runtime_access_file_is_the_users_alone(host, servers):
+def test_runtime_access_file_is_the_users_alone(host, fact, servers):
     """Shared with each user (mode 0400) on runtime hosts that turn it on; absent elsewhere."""
     for server in servers:
         path = f"/etc/gymlab/jupyter/runtime/{server['name']}.json"
         access = host.file(path)
-        if not runtime_access_expected(host):
+        if not fact["runtime_access"]:
             assert not access.exists, f"{path} exists on a host that shares no runtime"
             continue
         assert access.user == server["name"] and access.mode == 0o400
         with host.sudo():
             shared = json.loads(access.content_string)
         assert shared["remotes"] and len(shared["remotes"]) == len(shared["env_ids"])
+        runtime = role_fact(host, "gym_runtime")
+        assert runtime is not None, "runtime access is on, but no runtime runs here"
+        assert shared["env_ids"] == [i["env_id"] for i in runtime["instances"]]
         with host.sudo():
-            password = host.file("/etc/gymlab/runtime/password").content_string.strip()
+            password = host.file(runtime["password_file"]).content_string.strip()
         assert shared["password"] == password
 
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def test_starter_notebooks_execute_and_show_a_frame(host, servers, display):
+def test_starter_notebooks_execute_and_show_a_frame(host, fact, servers, display):
     """Each starter notebook runs top to bottom as its user, in the serving env, on the headless
     display; it shows a PNG frame; its runtime part plays the host's runtime or says it skips."""
-    notebooks = [n.rsplit("/", 1)[-1] for n in host_var(host, "jupyterlab_starter_notebooks", [])]
+    notebooks = fact["starter_notebooks"]
     if not notebooks:
         pytest.skip("no starter notebooks configured for this host")
     for server in servers:
@@ -268,7 +296,7 @@ def test_starter_notebooks_execute_and_show_a_frame(host, servers, display):
             assert source.exists and source.user == user
             command = (
                 f"cd {user_home} && DISPLAY=:{display} HOME={user_home} timeout 600 "
-                f"{serving_env(host, server)}/bin/jupyter nbconvert --to notebook --execute "
+                f"{server['env']}/bin/jupyter nbconvert --to notebook --execute "
                 f"--ExecutePreprocessor.timeout=300 --output-dir {out} {notebook}"
             )
             done = host.run(f"runuser -u {user} -- bash -c {shlex.quote(command)}")
@@ -287,7 +315,7 @@ def test_starter_notebooks_execute_and_show_a_frame(host, servers, display):
             )
             # The gymlab client imports in the profile's kernel (the notebook prints its version).
             assert re.search(r"^gymlab \S+$", text, re.MULTILINE), text
-            if runtime_access_expected(host):
+            if fact["runtime_access"]:
                 assert len(pngs) >= 2, "the runtime part showed no frame"
             else:
                 assert "Skipping part 2" in text

@@ -11,7 +11,6 @@ instead of random actions) must be solved over its part of the string.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from gymlab.client.remotes import Remote, parse_remotes
 from gymlab.client.vector import RemoteVectorEnv
 from gymlab.lab import remotes as lab_remotes
 from gymlab.lab.errors import LabError
-from gymlab.lab.proc import run
 from gymlab.rewarder.client import RewarderClient
 
 STEPS = 60
@@ -53,18 +51,15 @@ def remotes_string(inventory) -> str:
 
 @pytest.fixture(scope="module")
 def instances(inventory, remotes_string) -> dict[tuple[str, int], dict]:
-    """(address, VNC port) -> the gym_runtime_instances entry serving it (the inventory's), each
-    runtime located by what its host's fact recorded."""
-    listing = json.loads(
-        run(["ansible-inventory", "-i", str(inventory), "--list"], what="ansible-inventory")
-    )
-    hostvars = listing["_meta"]["hostvars"]
-    found = {}
-    for rt in lab_remotes.lab_runtimes(inventory):
-        entry = hostvars[rt.host]["gym_runtime_instances"][rt.index]
-        assert entry["env_id"] == rt.env_id
-        found[(rt.remote.host, rt.remote.vnc_port)] = entry
-    return found
+    """(address, VNC port) -> what the gym_runtime role recorded it deployed there (its fact's
+    entry: env id, mode, env_kwargs, key map), whether the inventory spelled it out or left it
+    to the role's defaults."""
+    runtimes = lab_remotes.lab_runtimes(inventory)
+    facts = lab_remotes.read_facts(inventory, sorted({rt.host for rt in runtimes}))
+    return {
+        (rt.remote.host, rt.remote.vnc_port): facts[rt.host]["instances"][rt.index]
+        for rt in runtimes
+    }
 
 
 def part(remotes_string: str, keep) -> str:
@@ -74,28 +69,28 @@ def part(remotes_string: str, keep) -> str:
     return f"vnc://{','.join(r.name for r in chosen)}?password={spec.password}"
 
 
-def by_env(remotes_string: str, instances) -> dict[str, str]:
-    """env_id -> the part of the printed string serving it."""
-    spec = parse_remotes(remotes_string)
-    env_ids = {instances[(r.host, r.vnc_port)]["env_id"] for r in spec.remotes}
-    return {
-        env_id: part(
-            remotes_string, lambda r, e=env_id: instances[(r.host, r.vnc_port)]["env_id"] == e
-        )
-        for env_id in sorted(env_ids)
-    }
+def by_env(remotes_string: str, instances) -> dict[tuple[str, str], str]:
+    """(env_id, mode) -> the part of the printed string serving it: one vector env each, since
+    the remotes of one RemoteVectorEnv share their spaces and their mode."""
+
+    def kind(r: Remote) -> tuple[str, str]:
+        entry = instances[(r.host, r.vnc_port)]
+        return entry["env_id"], entry["mode"]
+
+    kinds = {kind(r) for r in parse_remotes(remotes_string).remotes}
+    return {k: part(remotes_string, lambda r, k=k: kind(r) == k) for k in sorted(kinds)}
 
 
 def test_random_agent_plays_every_runtime_of_the_lab(remotes_string, instances):
     total = len(parse_remotes(remotes_string).remotes)
     played = web = 0
-    for env_id, remotes in by_env(remotes_string, instances).items():
+    for (env_id, mode), remotes in by_env(remotes_string, instances).items():
         if env_id.startswith(WEB):
             # A web task's actions are a Dict of click/key/text arguments, which a vector env
             # of random samples does not play: test_scripted_agent_solves_the_web_task does.
             web += len(parse_remotes(remotes).remotes)
             continue
-        env = RemoteVectorEnv(remotes, mode="lockstep")
+        env = RemoteVectorEnv(remotes, mode=mode)
         try:
             obs, infos = env.reset(seed=0)
             n = env.num_envs
@@ -110,7 +105,7 @@ def test_random_agent_plays_every_runtime_of_the_lab(remotes_string, instances):
             # Every runtime rendered something: not one flat colour per observation.
             for frame in obs:
                 assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 2, env_id
-            if env_id.startswith("CartPole"):
+            if env_id.startswith("CartPole") and mode == "lockstep":
                 # CartPole ends well within 60 random steps on most runtimes: auto-reset happened.
                 assert episodes >= 1
             played += n
@@ -121,14 +116,16 @@ def test_random_agent_plays_every_runtime_of_the_lab(remotes_string, instances):
 
 @pytest.fixture(scope="module")
 def pong(remotes_string, instances) -> tuple[str, list[dict]]:
-    """The part of the printed string serving Pong, and those runtimes' settings."""
-    keep = [r for r in parse_remotes(remotes_string).remotes if _env(instances, r) == PONG]
+    """The part of the printed string serving Pong in lockstep, and those runtimes' settings."""
+
+    def lockstep_pong(r: Remote) -> bool:
+        entry = instances[(r.host, r.vnc_port)]
+        return entry["env_id"] == PONG and entry["mode"] == "lockstep"
+
+    keep = [r for r in parse_remotes(remotes_string).remotes if lockstep_pong(r)]
     if not keep:
-        pytest.skip(f"this lab serves no {PONG}")
-    return (
-        part(remotes_string, lambda r: _env(instances, r) == PONG),
-        [instances[(r.host, r.vnc_port)] for r in keep],
-    )
+        pytest.skip(f"this lab serves no {PONG} in lockstep")
+    return part(remotes_string, lockstep_pong), [instances[(r.host, r.vnc_port)] for r in keep]
 
 
 def _env(instances, remote: Remote) -> str:
@@ -144,8 +141,7 @@ def test_pong_from_the_roles_package_equals_in_process_gymnasium(pong):
     remotes, entries = pong
     env = RemoteVectorEnv(remotes, mode="lockstep")
     refs = [
-        gymnasium.make(PONG, render_mode="rgb_array", **entry.get("env_kwargs", {}))
-        for entry in entries
+        gymnasium.make(PONG, render_mode="rgb_array", **entry["env_kwargs"]) for entry in entries
     ]
     try:
         assert env.single_action_space == gymnasium.spaces.Discrete(6)
@@ -182,7 +178,7 @@ def test_pong_runtimes_describe_the_key_map_the_role_wrote(pong):
     remotes, entries = pong
     spec = parse_remotes(remotes)
     for remote, entry in zip(spec.remotes, entries, strict=True):
-        if "keymap" not in entry:
+        if entry["keymap"] is None:
             continue
         keys = asyncio.run(asyncio.wait_for(_described_keys(remote, spec.password), 60))
         assert keys is not None, f"{remote.name} describes no key map"

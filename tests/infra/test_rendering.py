@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import probe_kit
+from conftest import role_fact
 from PIL import Image
 
 TIMEOUT = "timeout 120"
@@ -28,11 +29,15 @@ def test_xvfb_unit_active_and_display_answers(host, display):
 
 
 def test_the_fact_records_the_running_displays(host, display):
-    """ansible_local.headless_display names every display that runs, and the exported one."""
-    fact = json.loads(host.file("/etc/ansible/facts.d/headless_display.fact").content_string)
-    assert fact["default"] == display and display in fact["displays"]
-    for number in fact["displays"]:
-        assert host.service(f"xvfb@{number}").is_running
+    """ansible_local.headless_display names exactly the displays that run, the exported one
+    among them, with their geometry."""
+    fact = role_fact(host, "headless_display")
+    assert display in fact["displays"]
+    running = host.check_output(
+        "systemctl list-units --state=running --plain --no-legend 'xvfb@*.service'"
+    )
+    numbers = sorted(int(line.split("@")[1].split(".")[0]) for line in running.splitlines())
+    assert numbers == sorted(fact["displays"])
     width, height, _ = (int(x) for x in fact["screen"].split("x"))
     info = host.check_output(f"xdpyinfo -display :{display}")
     assert f"dimensions:    {width}x{height} pixels" in info

@@ -1,7 +1,9 @@
 """The runtimes the gym_runtime role deployed answer as a remote agent expects.
 
 Run from the control machine, over the network, with gymlab's own client and with vncdotool
-(a VNC client nobody here wrote). Hosts outside ``runtime_hosts`` skip.
+(a VNC client nobody here wrote). What runs is read from the role's fact, never from the
+inventory (which may leave everything to the role's defaults). Hosts outside ``runtime_hosts``
+skip.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import browser
 import numpy as np
 import pytest
+from conftest import host_var, role_fact
 from PIL import Image
 
 from gymlab.client.remotes import Remote
@@ -26,15 +29,17 @@ from gymlab.lab import remotes as lab_remotes
 from gymlab.rewarder.client import RewarderClient, RewarderRefused
 
 RESTART_DEADLINE_S = 45.0
+CONF_DIR = "/etc/gymlab/runtime"  # the role's configuration directory (its vars/main.yml)
 
 
 @pytest.fixture(scope="module")
 def fact(host) -> dict:
     """What the gym_runtime role recorded it deployed here (its local fact)."""
-    hostvars = host.ansible.get_variables()
-    if "runtime_hosts" not in hostvars.get("group_names", []):
+    if "runtime_hosts" not in host_var(host, "group_names", []):
         pytest.skip("not in runtime_hosts: the gym_runtime role did not run here")
-    return json.loads(host.file(lab_remotes.FACT_FILE).content_string)
+    fact = role_fact(host, "gym_runtime")
+    assert fact is not None, f"a runtime host without {lab_remotes.FACT_FILE}"
+    return fact
 
 
 @pytest.fixture(scope="module")
@@ -43,20 +48,27 @@ def runtimes(host, fact) -> list[Remote]:
     return [rt.remote for rt in lab_remotes.runtimes_of(host.backend.host, address, fact)]
 
 
-def test_the_fact_records_every_configured_runtime(host, fact):
-    """One entry per gym_runtime_instances entry, each with its own ports (the role's layout)."""
-    configured = host.ansible.get_variables().get("gym_runtime_instances")
+def test_the_fact_records_every_runtime_that_runs(host, fact):
+    """One fact entry per runtime unit's settings file, serving the same env, each with its own
+    ports (the role's layout)."""
     entries = fact["instances"]
-    if configured is not None:
-        assert [e["env_id"] for e in entries] == [c["env_id"] for c in configured]
+    with host.sudo():
+        listing = host.check_output(f"ls {CONF_DIR}").split()
+    env_files = sorted(int(name.removesuffix(".env")) for name in listing if name.endswith(".env"))
+    assert env_files == [e["index"] for e in entries]
+    for entry in entries:
+        with host.sudo():
+            settings = host.file(f"{CONF_DIR}/{entry['index']}.env").content_string
+        assert f"GYMLAB_ENV_ID={entry['env_id']}\n" in settings
+        assert f"GYMLAB_VNC_PORT={entry['vnc_port']}\n" in settings
     ports = [p for e in entries for p in (e["vnc_port"], e["rewarder_port"])]
     assert entries and len(set(ports)) == len(ports)
     assert [e["index"] for e in entries] == list(range(len(entries)))
 
 
 @pytest.fixture(scope="module")
-def password(host, runtimes) -> str:
-    return host.file("/etc/gymlab/runtime/password").content_string.strip()
+def password(host, fact, runtimes) -> str:
+    return host.file(fact["password_file"]).content_string.strip()
 
 
 def run(coro):
@@ -69,8 +81,8 @@ def test_units_active(host, runtimes):
         assert unit.is_running and unit.is_enabled
 
 
-def test_password_file_is_root_and_runtime_only(host, runtimes):
-    secret = host.file("/etc/gymlab/runtime/password")
+def test_password_file_is_root_and_runtime_only(host, fact, runtimes):
+    secret = host.file(fact["password_file"])
     assert secret.user == "root"
     assert secret.mode == 0o640
 
@@ -165,9 +177,9 @@ def test_novnc_page_shows_the_environment_in_a_real_browser(host, fact, runtimes
     assert cart.sum() > 500, "no cart in the noVNC screenshot"
 
 
-def test_runtime_containers_are_locked_down(host, runtimes):
+def test_runtime_containers_are_locked_down(host, fact, runtimes):
     """Container mode: non-root, no capabilities, no privilege gain, read-only root, limits."""
-    if host.ansible.get_variables().get("gym_runtime_mode", "container") != "container":
+    if fact["mode"] != "container":
         pytest.skip("runtimes run natively on this host")
     for index in range(len(runtimes)):
         name = f"gym-runtime-{index}"
@@ -179,7 +191,7 @@ def test_runtime_containers_are_locked_down(host, runtimes):
         assert config["HostConfig"]["Memory"] > 0
         mounts = {m["Destination"]: m for m in config["Mounts"]}
         assert not any(m["RW"] for m in mounts.values()), "a host path is writable inside"
-        assert "/etc/gymlab/runtime/keymaps" in mounts
+        assert f"{CONF_DIR}/keymaps" in mounts
         status = host.check_output(f"cat /proc/{config['State']['Pid']}/status")
         uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
         cap_eff = next(line for line in status.splitlines() if line.startswith("CapEff:"))
@@ -190,16 +202,10 @@ def test_runtime_containers_are_locked_down(host, runtimes):
             assert uid >= 65536, f"uid {uid} is not in a subordinate (remapped) range"
 
 
-def _wheelhouse_dir(host) -> str:
-    mode = host.ansible.get_variables().get("gym_runtime_mode", "container")
-    root = "/opt/gymlab/runtime"
-    return f"{root}/image/wheelhouse" if mode == "container" else f"{root}/wheelhouse"
-
-
-def test_wheelhouse_on_the_host_hashes_every_wheel_it_holds(host, runtimes):
+def test_wheelhouse_on_the_host_hashes_every_wheel_it_holds(host, fact, runtimes):
     """requirements.txt pins each wheel of the host's wheelhouse by its sha256, and nothing else
     is there: pip --require-hashes installs exactly this set."""
-    folder = _wheelhouse_dir(host)
+    folder = fact["wheelhouse"]
     lines = host.file(f"{folder}/requirements.txt").content_string.splitlines()
     wheels = host.check_output(f"cd {folder} && sha256sum *.whl").splitlines()
     assert len(lines) == len(wheels) > 0
@@ -209,14 +215,16 @@ def test_wheelhouse_on_the_host_hashes_every_wheel_it_holds(host, runtimes):
         assert sha in hashes, f"{name} is not in requirements.txt with its hash"
 
 
-def test_extra_packages_are_installed_for_the_runtimes(host, runtimes):
-    """Every gym_runtime_extra_packages pin is in the wheelhouse's hashed requirements and
-    importable by the runtimes' Python (the venv, or the image of the running container)."""
-    extras = host.ansible.get_variables().get("gym_runtime_extra_packages", [])
+def test_extra_packages_are_installed_for_the_runtimes(host, fact, runtimes):
+    """Every extra package the role resolved for this host (gym_runtime_extra_packages, and the
+    browser extra's where a runtime serves a web task) is in the wheelhouse's hashed
+    requirements and importable by the runtimes' Python (the venv, or the running container's
+    image)."""
+    extras = fact["extra_packages"]
     if not extras:
-        pytest.skip("no gym_runtime_extra_packages for this host")
-    requirements = host.file(f"{_wheelhouse_dir(host)}/requirements.txt").content_string
-    python = _runtime_python(host, runtimes)
+        pytest.skip("the role resolved no extra packages for this host")
+    requirements = host.file(f"{fact['wheelhouse']}/requirements.txt").content_string
+    python = _runtime_python(fact, runtimes)
     for pin in extras:
         name, version = pin.split("==")
         assert f"{name.lower()}=={version} --hash=sha256:" in requirements, pin
@@ -226,17 +234,17 @@ def test_extra_packages_are_installed_for_the_runtimes(host, runtimes):
         assert installed.strip() == version, f"{pin}: the runtimes have {installed}"
 
 
-def _runtime_python(host, runtimes) -> str:
+def _runtime_python(fact, runtimes) -> str:
     """The runtimes' Python: the venv's, or the one in the image of a running container."""
-    if host.ansible.get_variables().get("gym_runtime_mode", "container") == "container":
+    if fact["mode"] == "container":
         # the last runtime: runtime 0 is the one test_killed_runtime... restarts
         return f"docker exec gym-runtime-{len(runtimes) - 1} /opt/gymlab/bin/python"
     return "/opt/gymlab/runtime/venv/bin/python"
 
 
-def test_runtimes_get_gymlab_without_the_lab_tooling(host, runtimes):
+def test_runtimes_get_gymlab_without_the_lab_tooling(host, fact, runtimes):
     """The runtime's gymlab has no gymlab.lab or gymlab.envs (control-machine tooling)."""
-    python = _runtime_python(host, runtimes)
+    python = _runtime_python(fact, runtimes)
     assert host.run(f"{python} -c 'import gymlab.runtime.core, gymlab.client.vector'").rc == 0
     for package in ("gymlab.lab", "gymlab.envs"):
         found = host.run(f"{python} -c 'import {package}'")
@@ -248,29 +256,28 @@ def _unit_args(host, index: int) -> list[str]:
     return host.file(f"/proc/{pid}/cmdline").content.decode().split("\0")
 
 
-def test_each_runtime_gets_its_imports_env_kwargs_and_key_map(host, runtimes):
+def test_each_runtime_gets_its_imports_env_kwargs_and_key_map(host, fact, runtimes):
     """The unit passes the instance's settings as one argument each (JSON with spaces intact);
     a key map is a JSON file the runtime user (or the container) can read."""
-    instances = host.ansible.get_variables()["gym_runtime_instances"]
-    for index, entry in enumerate(instances):
+    for index, entry in enumerate(fact["instances"]):
         args = _unit_args(host, index)
 
         def value(flag: str, args=args) -> str:
             return args[args.index(flag) + 1]
 
         assert value("--env-id") == entry["env_id"]
-        assert value("--import") == ",".join(entry.get("imports", []))
+        assert value("--import") == ",".join(entry["imports"])
         kwargs = value("--env-kwargs")
-        assert (json.loads(kwargs) if kwargs else {}) == entry.get("env_kwargs", {})
+        assert (json.loads(kwargs) if kwargs else {}) == entry["env_kwargs"]
         keymap = value("--keymap")
-        if "keymap" in entry:
-            assert keymap == f"/etc/gymlab/runtime/keymaps/{index}.json"
+        if entry["keymap"] is not None:
+            assert keymap == entry["keymap_file"] == f"{CONF_DIR}/keymaps/{index}.json"
             written = host.file(keymap)
             assert written.mode == 0o644 and written.user == "root"
             assert json.loads(written.content_string) == entry["keymap"]
         else:
             assert keymap == ""
-            assert not host.file(f"/etc/gymlab/runtime/keymaps/{index}.json").exists
+            assert not host.file(f"{CONF_DIR}/keymaps/{index}.json").exists
 
 
 def _descendants(host, root: int) -> list[int]:
@@ -287,24 +294,21 @@ def _descendants(host, root: int) -> list[int]:
     return found
 
 
-def test_web_task_runtimes_run_chromium_unprivileged(host, runtimes):
+def test_web_task_runtimes_run_chromium_unprivileged(host, fact, runtimes):
     """A runtime serving a miniwob/... task runs the distribution's Chromium under the runtime's
     own user, never root. Natively Chromium keeps its sandbox: no --no-sandbox among its
     arguments, and its renderers live in user namespaces of their own; in a container (whose
     seccomp profile refuses user namespaces) it runs --no-sandbox, as the role documents."""
-    hostvars = host.ansible.get_variables()
-    instances = hostvars["gym_runtime_instances"]
-    web = [i for i, entry in enumerate(instances) if entry["env_id"].startswith("miniwob/")]
+    web = [e["index"] for e in fact["instances"] if e["env_id"].startswith("miniwob/")]
     if not web:
         pytest.skip("no runtime of this host serves a web task")
-    native = hostvars.get("gym_runtime_mode", "container") == "native"
+    native = fact["mode"] == "native"
     for index in web:
         if native:
             for package in ("chromium", "chromium-driver"):
                 assert host.package(package).is_installed, package
             root = int(host.check_output(f"systemctl show -p MainPID --value gym-runtime@{index}"))
-            user = hostvars.get("gym_runtime_user", "gymlab-runtime")
-            expected_uid = host.user(user).uid
+            expected_uid = host.user(fact["user"]).uid
         else:
             name = f"gym-runtime-{index}"
             host.check_output(f"docker exec {name} test -x /usr/bin/chromium")
