@@ -25,8 +25,15 @@ pytestmark = [
 
 CASES = [
     Case("test_rendering::test_xvfb_serves_the_display", "passed"),
-    Case("test_runtimes::test_every_runtime_answers", "failed", "AssertionError: 1 != 2"),
+    Case(
+        "test_runtimes::test_every_runtime_answers",
+        "failed",
+        "AssertionError: 1 != 2",
+        "AssertionError: 1 != 2\ntests/infra/test_runtimes.py:99: in test_every_runtime_answers",
+    ),
     Case("test_gpu::test_nvidia_smi_sees_the_gpu", "skipped", "no GPU in this host"),
+    Case("test_envs::test_lock_installed[modern]", "skipped", "profile modern is not installed"),
+    Case("test_envs::test_lock_installed[legacy-cuda9]", "passed"),
 ]
 
 
@@ -73,12 +80,33 @@ def test_the_page_renders_in_headless_chromium(page):
         )
         assert images == [[True, 600, 400], [True, 600, 400]]
         layers = driver.execute_script(
-            "return [...document.querySelectorAll('#host-rt01 h3.layer')].map(h => h.textContent);"
+            "return [...document.querySelectorAll('#host-rt01 table.layers tr')].slice(1)"
+            ".map(r => [...r.cells].map(c => c.textContent));"
         )
-        assert layers == ["headless display", "runtimes", "GPU stack"]
+        assert layers == [
+            ["headless display", "1", "0", "0"],
+            ["runtimes", "0", "1", "0"],
+            ["GPU stack", "0", "0", "1"],
+            ["environment profiles", "1", "0", "1"],
+        ]
         text = driver.find_element("id", "host-rt01").text
-        assert "1 passed, 1 failed, 1 skipped" in text
+        assert "2 passed, 1 failed, 2 skipped" in text
         assert "NVIDIA H200" in text and "no screenshot: VNC 127.0.0.1:" in text
+        # the failure with its whole message comes before the passed and skipped checks
+        failures = driver.find_element("css selector", "#host-rt01 .failures").text
+        assert "runtimes: test_every_runtime_answers" in failures
+        assert "test_runtimes.py:99" in failures
+        assert text.index("test_runtimes.py:99") < text.index("Passed, by layer")
+        # skipped checks folded under their reason, parametrized ones named with the parameter
+        reasons = driver.execute_script(
+            "return [...document.querySelectorAll('#host-rt01 details.skip-reason')]"
+            ".map(d => [d.open, d.querySelector('summary').textContent, d.textContent]);"
+        )
+        assert [(o, summary) for o, summary, _ in reasons] == [
+            (False, "1 skipped: no GPU in this host"),
+            (False, "1 skipped: profile modern is not installed"),
+        ]
+        assert "environment profiles: test_lock_installed[modern]" in reasons[1][2]
         other = driver.find_element("id", "host-notebook01").text
         assert "no runtimes on this host" in other and "no GPU tools on this host" in other
     finally:

@@ -6,7 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gymlab.lab.report import Counts, Phase, SuiteRun, cases_table, junit_cases, junit_counts
+from gymlab.lab.report import (
+    Counts,
+    Phase,
+    SuiteRun,
+    cases_table,
+    check_name,
+    junit_cases,
+    junit_counts,
+)
 
 
 def junit_of_pytest_run(directory: Path, name: str, source: str) -> Path:
@@ -73,3 +81,35 @@ def test_cases_table_lists_each_check_with_its_outcome(tmp_path: Path):
     assert "display :99 does not answer" in table
     assert "no NVIDIA device" in table
     assert table.splitlines()[-1] == "1 passed, 1 failed, 1 skipped"
+
+
+def test_check_names_keep_their_parameters_without_the_host():
+    assert check_name("test_x[ansible://sandbox]", ["sandbox"]) == "test_x"
+    assert check_name("test_x[ansible://gymlab-lab-rt1-modern]", ["gymlab-lab-rt1"]) == (
+        "test_x[modern]"
+    )
+    assert check_name("test_x[ansible://gpu01-legacy-cuda9]") == "test_x[legacy-cuda9]"
+    assert check_name("test_x[3-7]") == "test_x[3-7]"
+    assert check_name("test_plain") == "test_plain"
+
+
+def test_junit_cases_name_each_parameter_and_keep_a_failures_message(tmp_path: Path):
+    xml = junit_of_pytest_run(
+        tmp_path,
+        "test_envs.py",
+        "import pytest\n"
+        "@pytest.fixture(params=['ansible://gpu-01'])\n"
+        "def host(request): return request.param\n"
+        "@pytest.mark.parametrize('profile', ['modern', 'legacy-cuda9'])\n"
+        "def test_lock(host, profile):\n"
+        "    if profile == 'modern': pytest.skip('modern is not installed here')\n"
+        "    assert profile == 'modern', 'the legacy env differs from its lock'\n",
+    )
+    cases = junit_cases(xml, hosts=["gpu-01"])
+    assert [(c.name, c.outcome) for c in cases] == [
+        ("test_envs::test_lock[modern]", "skipped"),
+        ("test_envs::test_lock[legacy-cuda9]", "failed"),
+    ]
+    assert cases[0].detail == "modern is not installed here"
+    assert "the legacy env differs from its lock" in cases[1].message
+    assert "test_envs.py:7" in cases[1].message

@@ -3,9 +3,11 @@ summary of `invoke test`."""
 
 from __future__ import annotations
 
+import re
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,28 +43,47 @@ def junit_counts(path: Path) -> Counts:
 class Case:
     """One test case of a JUnit file."""
 
-    name: str
+    name: str  # module::check[parameters], the host under test left out of the parameters
     outcome: str  # "passed" | "failed" | "skipped"
-    detail: str = ""
+    detail: str = ""  # the first line of the failure's message or the skip's reason
+    message: str = ""  # a failure's whole message and traceback (bounded)
 
 
-def junit_cases(path: Path) -> list[Case]:
+MESSAGE_LIMIT = 4000
+HOST_ID = re.compile(r"[a-z]+://[^\]\-]*")  # testinfra's host parameter, e.g. ansible://sandbox
+
+
+def check_name(name: str, hosts: Iterable[str] = ()) -> str:
+    """``test_x[ansible://gpu-01-modern]`` -> ``test_x[modern]``: the parameters a reader needs
+    to tell two runs of one check apart, without the host under test (every case has it).
+    ``hosts`` are the host names testinfra was given (they may contain dashes)."""
+    base, bracket, params = name.partition("[")
+    if not bracket:
+        return name
+    params = params.removesuffix("]")
+    for host in hosts:
+        params = re.sub(rf"[a-z]+://{re.escape(host)}(?=-|$)", "", params)
+    params = HOST_ID.sub("", params).strip("-").replace("--", "-")
+    return f"{base}[{params}]" if params else base
+
+
+def junit_cases(path: Path, hosts: Iterable[str] = ()) -> list[Case]:
     """The test cases of one JUnit XML file, in file order."""
     cases = []
     for case in ET.parse(path).getroot().iter("testcase"):
-        outcome, detail = "passed", ""
+        outcome, detail, message = "passed", "", ""
         for tag in ("failure", "error", "skipped"):
             found = case.find(tag)
             if found is not None:
                 outcome = "skipped" if tag == "skipped" else "failed"
-                detail = (
-                    (found.get("message") or "").splitlines()[0][:100]
-                    if found.get("message")
-                    else ""
-                )
+                text = found.get("message") or ""
+                detail = text.splitlines()[0][:100] if text else ""
+                if outcome == "failed":
+                    message = "\n".join(filter(None, [text, found.text or ""]))[-MESSAGE_LIMIT:]
                 break
-        name = case.get("name", "?").split("[")[0]
-        cases.append(Case(f"{case.get('classname', '').split('.')[-1]}::{name}", outcome, detail))
+        name = check_name(case.get("name", "?"), hosts)
+        module = case.get("classname", "").split(".")[-1]
+        cases.append(Case(f"{module}::{name}", outcome, detail, message))
     return cases
 
 

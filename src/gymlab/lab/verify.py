@@ -55,7 +55,7 @@ def verify(hosts: list[str], inventory: Path, reports: Path) -> tuple[bool, Path
         junit = reports / f"verify-{host}.xml"
         with phase(f"verify {host}") as timed:
             timed.ok = testinfra(host, inventory, junit)
-            cases = junit_cases(junit)
+            cases = junit_cases(junit, hosts=[host])
             try:
                 shots = screenshots(lab_remotes.lab_remotes(inventory, only=host), password)
             except LabError as exc:  # the host's runtimes cannot be listed: the page says why
