@@ -143,13 +143,24 @@ def lint(c):
         "sb3": "run tests/sb3 (Stable-Baselines3 over local remotes, in its own cached venv)",
         "molecule": "run the molecule scenarios (real systemd host containers)",
         "scenario": "molecule scenario(s) to run (repeatable; default: all)",
+        "tour": "the README's tour: provision the sandbox, verify it (0 failed), remove it if new",
         "reports": "directory for JUnit XML reports (default: reports/)",
     },
     iterable=["scenario"],
 )
 @one_line_errors
-def test(c, unit=False, e2e=False, sb3=False, molecule=False, scenario=None, reports="reports"):
-    """Run the test suites (none selected: lint, unit, e2e, sb3, molecule), then a summary."""
+def test(
+    c,
+    unit=False,
+    e2e=False,
+    sb3=False,
+    molecule=False,
+    scenario=None,
+    tour=False,
+    reports="reports",
+):
+    """Run the test suites (none selected: lint, unit, e2e, sb3, molecule, the tour), then a
+    summary."""
     os.chdir(REPO)
     run = suites.run_suites(
         c.run,
@@ -159,6 +170,7 @@ def test(c, unit=False, e2e=False, sb3=False, molecule=False, scenario=None, rep
         sb3=sb3,
         molecule=molecule,
         scenario=scenario,
+        tour=tour,
     )
     if not run.ok:
         raise Exit(code=1)

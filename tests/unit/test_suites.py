@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gymlab.lab import images, scenarios, suite_venv, suites
+from gymlab.lab import images, sandbox, scenarios, suite_venv, suites
 from gymlab.lab.errors import LabError
 from gymlab.lab.report import Counts
 
@@ -53,6 +53,14 @@ def no_builds(monkeypatch) -> list[str]:
     return built
 
 
+@pytest.fixture(autouse=True)
+def sandbox_state(monkeypatch) -> dict[str, str | None]:
+    """No Docker is asked: the sandbox container's state the tour sees (absent by default)."""
+    seen: dict[str, str | None] = {"state": None}
+    monkeypatch.setattr(sandbox, "state", lambda *args, **kwargs: seen["state"])
+    return seen
+
+
 def names(run) -> list[str]:
     return [p.name for p in run.phases]
 
@@ -86,12 +94,18 @@ def test_no_selection_runs_every_suite_in_order(tmp_path, no_builds):
         f"{SB3_PYTHON} -m pytest tests/sb3 -q -p no:cacheprovider"
         f" --junitxml={tmp_path / 'pytest-sb3.xml'}",
         *(f"molecule test -s {name}" for name in known),
+        "./lab provision --host sandbox",
+        f"./lab verify --host sandbox --reports {tmp_path}",
+        "./lab sandbox down",
     ]
     assert names(run) == [
         *(f"lint: {tool}" for tool in suites.LINTERS),
         "pytest tests/unit tests/e2e",
         "pytest tests/sb3",
         *(f"molecule {name}" for name in known),
+        "tour: provision the sandbox",
+        "tour: verify the sandbox",
+        "tour: remove the sandbox it created",
     ]
     assert run.ok
     assert no_builds == sorted({image for used in known.values() for image in used})
@@ -193,3 +207,35 @@ def test_lint_stops_at_the_first_linter_that_raises(capsys):
         suites.lint(runner)
     assert commands == [suites.LINTERS["ruff"]]
     assert capsys.readouterr().out.splitlines()[-1].startswith("==> lint: FAILED in ")
+
+
+def test_the_tour_runs_the_readmes_commands_and_counts_verify(tmp_path):
+    runner = FakeRunner(junit=None)
+    (tmp_path / "verify-sandbox.xml").write_text("stale")  # a former run's: never counted
+
+    def verify_writes_junit(command: str, **kwargs: Any) -> Result:
+        if command.startswith("./lab verify"):
+            (tmp_path / "verify-sandbox.xml").write_text(JUNIT)
+        return runner(command, **kwargs)
+
+    run = suites.run_suites(verify_writes_junit, tmp_path, tour=True)
+    assert runner.commands == [
+        "./lab provision --host sandbox",
+        f"./lab verify --host sandbox --reports {tmp_path}",
+        "./lab sandbox down",
+    ]
+    assert run.phases[1].counts == Counts(passed=2, failed=1, skipped=1)
+
+
+def test_the_tour_leaves_a_sandbox_that_was_there_before(tmp_path, sandbox_state):
+    sandbox_state["state"] = "running"
+    runner = FakeRunner()
+    suites.run_suites(runner, tmp_path, tour=True)
+    assert "./lab sandbox down" not in runner.commands
+    assert runner.commands[0] == "./lab provision --host sandbox"
+
+
+def test_a_failed_tour_verify_fails_the_run(tmp_path):
+    run = suites.run_suites(FakeRunner(failing=("verify",)), tmp_path, tour=True)
+    assert not run.ok
+    assert [p.name for p in run.phases if not p.ok] == ["tour: verify the sandbox"]

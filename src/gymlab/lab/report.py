@@ -46,7 +46,7 @@ class Case:
     name: str  # module::check[parameters], the host under test left out of the parameters
     outcome: str  # "passed" | "failed" | "skipped"
     detail: str = ""  # the first line of the failure's message or the skip's reason
-    message: str = ""  # a failure's whole message and traceback (bounded)
+    message: str = ""  # a failure's whole message (bounded) and the line where it failed
 
 
 MESSAGE_LIMIT = 4000
@@ -79,7 +79,9 @@ def junit_cases(path: Path, hosts: Iterable[str] = ()) -> list[Case]:
                 text = found.get("message") or ""
                 detail = text.splitlines()[0][:100] if text else ""
                 if outcome == "failed":
-                    message = "\n".join(filter(None, [text, found.text or ""]))[-MESSAGE_LIMIT:]
+                    # pytest's message, then where it failed (the traceback's last line)
+                    where = (found.text or "").strip().splitlines()[-1:]
+                    message = "\n".join([text[:MESSAGE_LIMIT], *where]).strip()
                 break
         name = check_name(case.get("name", "?"), hosts)
         module = case.get("classname", "").split(".")[-1]

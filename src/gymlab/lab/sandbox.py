@@ -13,6 +13,7 @@ from gymlab.lab.errors import LabError
 from gymlab.lab.proc import run
 
 CONTAINER = "gymlab-sandbox"
+HOST = "sandbox"  # its name in inventories/local
 BOOT_TIMEOUT_S = 60.0
 
 # systemd as PID 1 in a container on this kind of machine (MACHINE-NOTES.md): --privileged is
@@ -51,7 +52,7 @@ def up(image_name: str = "debian12", *, name: str = CONTAINER, log=print) -> Non
         recipe = images.resolve([image_name])[0]
         images.build(recipe, log=log)
         run(
-            ["docker", "run", "-d", "--name", name, "--hostname", "sandbox",
+            ["docker", "run", "-d", "--name", name, "--hostname", HOST,
              *SYSTEMD_RUN_ARGS, recipe.tag, "/lib/systemd/systemd"],
             what=f"docker run {name}",
         )  # fmt: skip

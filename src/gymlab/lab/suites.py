@@ -1,6 +1,7 @@
 """The test suites behind `invoke test` and `invoke lint`: the linters, pytest on tests/unit and
-tests/e2e, tests/sb3 in its own venv, the molecule scenarios on their base images; each one a
-timed phase with its JUnit counts, then the closing summary.
+tests/e2e, tests/sb3 in its own venv, the molecule scenarios on their base images, and the
+README's tour as a new user runs it; each one a timed phase with its JUnit counts, then the
+closing summary.
 
 Commands go through a runner, invoke's ``Context.run`` in tasks.py (a fake in the unit tests),
 and name paths relative to the repository: the tasks run them from its root.
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from gymlab.lab import images, scenarios, suite_venv
+from gymlab.lab import images, sandbox, scenarios, suite_venv
 from gymlab.lab.ansible import REPO
 from gymlab.lab.errors import LabError
 from gymlab.lab.report import Counts, Phase, SuiteRun, junit_counts, phase
@@ -22,6 +23,12 @@ LINTERS = {
     "yamllint": "yamllint -s .",
     "ansible-lint": "ansible-lint --profile production",
 }
+# The README's tour, word for word: the sandbox converged with inventories/local as it is, then
+# every check against it. A sandbox the tour created is removed afterwards; one that was there
+# before is left converged.
+TOUR_PROVISION = f"./lab provision --host {sandbox.HOST}"
+TOUR_VERIFY = f"./lab verify --host {sandbox.HOST}"
+TOUR_CLEANUP = "./lab sandbox down"
 
 
 class Runner(Protocol):
@@ -47,11 +54,12 @@ def run_suites(
     sb3: bool = False,
     molecule: bool = False,
     scenario: list[str] | None = None,
+    tour: bool = False,
 ) -> SuiteRun:
-    """Run the selected suites (none selected: lint, unit, e2e, sb3, molecule), JUnit files
-    under ``reports``; print the summary and return the run. A failed phase does not stop the
-    others; an unknown scenario (LabError) stops the run before any."""
-    everything = not (unit or e2e or sb3 or molecule)
+    """Run the selected suites (none selected: lint, unit, e2e, sb3, molecule, tour), JUnit
+    files under ``reports``; print the summary and return the run. A failed phase does not stop
+    the others; an unknown scenario (LabError) stops the run before any."""
+    everything = not (unit or e2e or sb3 or molecule or tour)
     selected = scenarios.select(scenario)
     reports.mkdir(parents=True, exist_ok=True)
     run = SuiteRun()
@@ -96,5 +104,12 @@ def run_suites(
             # testinfra runs under pytest inside molecule verify: PYTEST_ADDOPTS reaches it.
             env = {"PYTEST_ADDOPTS": f"--junitxml={xml}"}
             step(f"molecule {name}", f"molecule test -s {name}", xml, env)
+    if tour or everything:
+        existed = sandbox.state() is not None
+        step("tour: provision the sandbox", TOUR_PROVISION)
+        xml = reports / f"verify-{sandbox.HOST}.xml"
+        step("tour: verify the sandbox", f"{TOUR_VERIFY} --reports {reports}", xml)
+        if not existed:
+            step("tour: remove the sandbox it created", TOUR_CLEANUP)
     print(run.summary(), flush=True)
     return run
