@@ -183,27 +183,34 @@ def cudnn(host, gpu_vars) -> dict:
     return fact
 
 
+def _cudnn_major(cudnn: dict) -> str:
+    """The major version in the installed tarball's name (cudnn-9.0-linux-x64-v7.6.5.32.tgz)."""
+    match = re.search(r"-v(\d+)\.", cudnn["tarball"])
+    assert match, cudnn["tarball"]
+    return match.group(1)
+
+
 def test_cudnn_header_and_library_agree(host, cudnn, work):
     build = login(host, f"cd {work} && nvcc -o cudnn_check cudnn_check.cu -lcudnn")
     assert build.rc == 0, build.stdout + build.stderr
     out = host.run(f"{work}/cudnn_check")
     assert out.rc == 0, out.stdout
     if cudnn["method"] == "tarball":
-        assert out.stdout.startswith(f"header {cudnn['major']}.")
+        assert out.stdout.startswith(f"header {_cudnn_major(cudnn)}.")
 
 
 def test_the_cudnn_fact_says_how_it_was_installed(host, cudnn):
     if cudnn["method"] == "tarball":
         assert host.file(f"{cudnn['toolkit_path']}/include/cudnn.h").exists
     else:
-        assert cudnn["toolkit_path"] is None and cudnn["major"] is None
+        assert cudnn["toolkit_path"] is None and cudnn["tarball"] is None
 
 
 def test_cudnn_tarball_readable_links_preserved_and_found(host, cudnn):
     if cudnn["method"] != "tarball":
         pytest.skip("cuDNN not from the tarball on this host")
     path = cudnn["toolkit_path"]
-    major = cudnn["major"]
+    major = _cudnn_major(cudnn)
     as_nobody = (
         "python3 -c 'import os, sys; os.setgroups([]); os.setgid(65534); os.setuid(65534); "
         f'open(sys.argv[1], "rb").read()\' {path}/include/cudnn.h'
