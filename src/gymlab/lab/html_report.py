@@ -190,7 +190,9 @@ def _host_section(host: HostReport) -> str:
         [
             f'<section class="host" id="host-{e(host.name)}"><h2>{e(host.name)}</h2>',
             '<p class="counts">'
-            + ", ".join(f'<span class="{o}">{counts[o]} {o}</span>' for o in OUTCOMES)
+            + ", ".join(
+                f'<span class="{o if counts[o] else ""}">{counts[o]} {o}</span>' for o in OUTCOMES
+            )
             + "</p>",
             _layer_table(host.cases),
             f'<h3>Failures</h3><div class="failures">{_failures(host.cases)}</div>',
