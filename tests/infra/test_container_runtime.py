@@ -86,10 +86,13 @@ def remap(fact) -> dict:
 
 @pytest.fixture(scope="module")
 def toolkit_expected(host, fact) -> bool:
-    """Whether the role installed the NVIDIA toolkit; on a host with a GPU it must have."""
-    if host.file("/dev/nvidiactl").exists:
-        assert fact["nvidia_device"], "an NVIDIA device the role did not see"
-    return bool(fact["nvidia_toolkit"])
+    """Whether the NVIDIA toolkit belongs here: container_runtime_nvidia (from the fact) and
+    the device the host has; the role must have decided the same."""
+    device = host.file("/dev/nvidiactl").exists
+    assert fact["nvidia_device"] is device
+    expected = fact["nvidia"] == "always" or (fact["nvidia"] == "auto" and device)
+    assert fact["nvidia_toolkit"] is expected
+    return expected
 
 
 @pytest.fixture(scope="module")

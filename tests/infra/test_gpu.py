@@ -111,8 +111,12 @@ def test_cuda_link_points_at_the_default(host, default_version):
     assert host.file(f"{PREFIX}/cuda").linked_to == f"{PREFIX}/cuda-{default_version}"
 
 
-def test_the_cuda_fact_names_the_toolkits_and_the_default(host, cuda_fact, toolkits):
-    """Every recorded toolkit is a directory of the prefix; the default is one of them."""
+def test_the_cuda_fact_names_the_toolkits_and_the_default(host, gpu_vars, cuda_fact, toolkits):
+    """Every recorded toolkit is a directory of the prefix; the default is one of them; where
+    the inventory names the versions it asked for, exactly those were installed."""
+    asked = [tk.get("version", "") for tk in gpu_vars.get("cuda_toolkits", [])]
+    if asked and all(asked):
+        assert cuda_fact["toolkits"] == asked
     assert cuda_fact["default"] in cuda_fact["toolkits"]
     for tk in toolkits:
         assert host.file(f"{cuda_fact['prefix']}/cuda-{tk['version']}").is_directory
@@ -229,7 +233,7 @@ def test_cudnn_tarball_readable_links_preserved_and_found(host, cudnn):
 
 
 def test_no_driver_without_a_device(host, gpu_vars):
-    if gpu_present(host) or local_fact(host, "nvidia_driver")["installed"]:
+    if gpu_present(host) or not local_fact(host, "nvidia_driver")["require_device"]:
         pytest.skip("an NVIDIA GPU is present (or installing without one was asked for)")
     installed = host.run(
         "dpkg-query -W -f='${Package} ${Status}\\n' 'nvidia-*dkms*' 'nvidia-headless*'"
@@ -241,6 +245,7 @@ def test_no_driver_without_a_device(host, gpu_vars):
 def test_the_driver_fact_matches_the_device_and_packages(host, gpu_vars):
     fact = local_fact(host, "nvidia_driver")
     assert fact["gpu_present"] is gpu_present(host)
+    assert fact["installed"] is (fact["gpu_present"] or not fact["require_device"])
     installed = host.run("dpkg-query -W -f='${Status}\\n' 'nvidia-*dkms*' 'nvidia-headless*'")
     assert fact["installed"] is ("install ok installed" in installed.stdout)
 

@@ -52,6 +52,9 @@ def test_the_fact_records_every_runtime_that_runs(host, fact):
     """One fact entry per runtime unit's settings file, serving the same env, each with its own
     ports (the role's layout)."""
     entries = fact["instances"]
+    asked = host_var(host, "gym_runtime_instances", None)  # where the inventory spells it out
+    if asked is not None:
+        assert [e["env_id"] for e in entries] == [a["env_id"] for a in asked]
     with host.sudo():
         listing = host.check_output(f"ls {CONF_DIR}").split()
     env_files = sorted(int(name.removesuffix(".env")) for name in listing if name.endswith(".env"))
