@@ -143,3 +143,32 @@ def test_invoke_task_prints_one_line_not_a_traceback(tmp_path):
         "gymlab: no Docker daemon answers and dockerd is not installed; "
         "run `apt-get install docker.io` (or `./lab`, which installs it) and retry"
     ]
+
+
+def _fake_debootstrap(root: Path, scripts: tuple[str, ...]) -> Path:
+    (root / "scripts").mkdir(parents=True)
+    (root / "functions").write_text("# functions\n")
+    for name in scripts:
+        (root / "scripts" / name).write_text(f"# {name}\n")
+    return root
+
+
+def test_a_suite_debootstrap_knows_needs_no_private_script_dir(tmp_path):
+    system = _fake_debootstrap(tmp_path / "system", ("jammy", "gutsy", "debian-common"))
+    assert images.debootstrap_dir(images.RECIPES["ubuntu2204"], tmp_path, system) is None
+
+
+def test_a_new_ubuntu_suite_bootstraps_with_the_gutsy_script(tmp_path):
+    system = _fake_debootstrap(tmp_path / "system", ("jammy", "gutsy", "sid", "debian-common"))
+    private = images.debootstrap_dir(images.RECIPES["ubuntu2404"], tmp_path / "work", system)
+    assert private is not None
+    assert (private / "scripts" / "noble").read_text() == "# gutsy\n"
+    # the rest of debootstrap stays the system's: its functions and the shared scripts
+    assert (private / "functions").resolve() == (system / "functions").resolve()
+    assert (private / "scripts" / "debian-common").read_text() == "# debian-common\n"
+
+
+def test_a_suite_without_its_family_script_names_both(tmp_path):
+    system = _fake_debootstrap(tmp_path / "system", ("jammy",))
+    with pytest.raises(LabError, match="no script for noble nor for its family gutsy"):
+        images.debootstrap_dir(images.RECIPES["ubuntu2404"], tmp_path / "work", system)

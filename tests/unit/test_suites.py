@@ -90,6 +90,7 @@ def test_no_selection_runs_every_suite_in_order(tmp_path, no_builds):
     known = scenarios.scenarios()
     assert runner.commands == [
         *suites.LINTERS.values(),
+        suites.ANSIBLE_LINT,
         f"pytest tests/unit tests/e2e -q --junitxml={tmp_path / 'pytest.xml'}",
         f"{SB3_PYTHON} -m pytest tests/sb3 -q -p no:cacheprovider"
         f" --junitxml={tmp_path / 'pytest-sb3.xml'}",
@@ -100,9 +101,14 @@ def test_no_selection_runs_every_suite_in_order(tmp_path, no_builds):
     ]
     assert names(run) == [
         *(f"lint: {tool}" for tool in suites.LINTERS),
+        "lint: ansible-lint (newest ansible-core)",
         "pytest tests/unit tests/e2e",
         "pytest tests/sb3",
-        *(f"molecule {name}" for name in known),
+        *(
+            f"molecule {name}"
+            + (" (newest ansible-core)" if name in scenarios.NEWEST_ANSIBLE else "")
+            for name in known
+        ),
         "tour: provision the sandbox",
         "tour: verify the sandbox",
         "tour: remove the sandbox it created",
@@ -110,6 +116,36 @@ def test_no_selection_runs_every_suite_in_order(tmp_path, no_builds):
     assert run.ok
     assert no_builds == sorted({image for used in known.values() for image in used})
     assert all(kwargs["warn"] is True for _, kwargs in runner.calls)
+
+
+def test_scenarios_of_todays_releases_run_under_the_newest_ansible(tmp_path):
+    runner = FakeRunner()
+    [name] = sorted(scenarios.NEWEST_ANSIBLE)
+    run = suites.run_suites(runner, tmp_path, molecule=True, scenario=[name, "default"])
+    (latest, latest_kwargs), (default, default_kwargs) = runner.calls
+    latest_env, default_env = latest_kwargs["env"], default_kwargs["env"]
+    assert (latest, default) == (f"molecule test -s {name}", "molecule test -s default")
+    # the newest Ansible's venv comes first on PATH; the 2.16 scenario keeps the caller's PATH
+    assert latest_env["PATH"].startswith(f"{SB3_PYTHON.parent}:")
+    assert latest_env["PYTHONPATH"] == str(suites.REPO / "src")
+    assert "PATH" not in default_env
+    assert names(run) == [f"molecule {name} (newest ansible-core)", "molecule default"]
+
+
+def test_a_newest_ansible_venv_that_cannot_be_built_fails_its_phase_only(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise LabError("building the ansible-latest venv failed (exit 1)")
+
+    monkeypatch.setattr(suite_venv, "ensure", broken)
+    runner = FakeRunner()
+    [name] = sorted(scenarios.NEWEST_ANSIBLE)
+    run = suites.run_suites(runner, tmp_path, molecule=True, scenario=[name, "default"])
+    assert runner.commands == ["molecule test -s default"]
+    assert [(p.name, p.ok) for p in run.phases] == [
+        ("ansible-latest venv", False),
+        ("molecule default", True),
+    ]
+    assert not run.ok
 
 
 def test_sb3_runs_with_the_checkout_on_pythonpath(tmp_path):
@@ -190,7 +226,10 @@ def test_the_reports_directory_is_created(tmp_path):
 def test_lint_runs_every_linter_in_one_phase(capsys):
     runner = FakeRunner()
     suites.lint(runner)
-    assert runner.calls == [(command, {}) for command in suites.LINTERS.values()]
+    assert runner.calls == [
+        *((command, {}) for command in suites.LINTERS.values()),
+        (suites.ANSIBLE_LINT, {"env": suites.newest_ansible()}),
+    ]
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "==> lint"
     assert out[-1].startswith("==> lint: done in ")

@@ -35,6 +35,7 @@ UBUNTU_KEYRING_PACKAGE = "ubuntu-keyring"
 UBUNTU_KEYRING_SUITE = "trixie"
 UBUNTU_KEYRING_DEB_SHA256 = "b2e7ed48431bf9e7978ae810bbdaf253093570d6e3f864e575b7c13554b81174"
 UBUNTU_KEYRING_FILE = "usr/share/keyrings/ubuntu-archive-keyring.gpg"
+DEBOOTSTRAP_DIR = Path("/usr/share/debootstrap")
 
 # sudo: real lab hosts have it, and playbooks `become` through it even when connected as root.
 BASE_PACKAGES = (
@@ -58,6 +59,13 @@ class Recipe:
     components: tuple[str, ...]
     packages: tuple[str, ...] = BASE_PACKAGES
     extra_suites: tuple[str, ...] = field(default=())
+
+    @property
+    def script_family(self) -> str:
+        """debootstrap's script for a suite it has no script of: every Ubuntu suite since gutsy
+        (and every Debian one) bootstraps the same way, so debootstrap itself links new suites
+        to these."""
+        return "gutsy" if self.distro == "ubuntu" else "sid"
 
     @property
     def digest(self) -> str:
@@ -94,6 +102,20 @@ RECIPES: dict[str, Recipe] = {
             "jammy",
             ("main", "restricted", "universe", "multiverse"),
             extra_suites=("jammy-updates", "jammy-security"),
+        ),
+        Recipe(
+            "ubuntu2404",
+            "ubuntu",
+            "noble",
+            ("main", "restricted", "universe", "multiverse"),
+            extra_suites=("noble-updates", "noble-security"),
+        ),
+        Recipe(
+            "debian13",
+            "debian",
+            "trixie",
+            ("main", "contrib", "non-free", "non-free-firmware"),
+            extra_suites=("trixie-updates",),
         ),
     )
 }
@@ -157,6 +179,29 @@ def _fetch_ubuntu_keyring(workdir: Path) -> Path:
     return unpacked / UBUNTU_KEYRING_FILE
 
 
+def debootstrap_dir(recipe: Recipe, work: Path, system: Path = DEBOOTSTRAP_DIR) -> Path | None:
+    """A private ``DEBOOTSTRAP_DIR`` when this debootstrap has no script for the suite (Debian
+    12's knows no Ubuntu after jammy): the system's scripts, plus the suite linked to its
+    family's script, as debootstrap's own package does for each new suite. None when the
+    system's debootstrap knows the suite."""
+    scripts = system / "scripts"
+    if (scripts / recipe.suite).exists():
+        return None
+    family = scripts / recipe.script_family
+    if not family.exists():
+        raise LabError(
+            f"debootstrap has no script for {recipe.suite} nor for its family "
+            f"{recipe.script_family} under {scripts}; install a newer debootstrap"
+        )
+    private = work / "debootstrap"
+    (private / "scripts").mkdir(parents=True)
+    (private / "functions").symlink_to(system / "functions")
+    for script in scripts.iterdir():
+        (private / "scripts" / script.name).symlink_to(script)
+    (private / "scripts" / recipe.suite).symlink_to(family)
+    return private
+
+
 def _configure_rootfs(root: Path, recipe: Recipe) -> None:
     """Make the tree boot systemd in a container and see all of its suite's updates."""
     sources = root / "etc/apt/sources.list"
@@ -213,8 +258,11 @@ def build(recipe: Recipe, *, log: Callable[[str], None] = print, force: bool = F
         mirror = mirror_for(recipe)
         if mirror:
             argv.append(mirror)
-        log(f"{recipe.tag}: debootstrap {recipe.suite} (about a minute)")
-        run(argv, what=f"debootstrap {recipe.suite}", timeout=1800)
+        private = debootstrap_dir(recipe, work)
+        how = f" with its {recipe.script_family} script" if private else ""
+        log(f"{recipe.tag}: debootstrap {recipe.suite}{how} (about a minute)")
+        env = {**os.environ, "DEBOOTSTRAP_DIR": str(private)} if private else None
+        run(argv, what=f"debootstrap {recipe.suite}", timeout=1800, env=env)
         _configure_rootfs(root, recipe)
         log(f"{recipe.tag}: importing into Docker")
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)

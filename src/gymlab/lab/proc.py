@@ -17,6 +17,7 @@ def run(
     input: bytes | None = None,
     timeout: float | None = None,
     capture: bool = True,
+    env: dict[str, str] | None = None,
 ) -> str:
     """Run ``argv``; return its stdout, or raise LabError naming ``what`` failed and why."""
     try:
@@ -25,6 +26,7 @@ def run(
             input=input,
             capture_output=capture,
             timeout=timeout,
+            env=env,
             check=False,
         )
     except FileNotFoundError as exc:

@@ -3,12 +3,18 @@ tests/e2e, tests/sb3 in its own venv, the molecule scenarios on their base image
 README's tour as a new user runs it; each one a timed phase with its JUnit counts, then the
 closing summary.
 
+Two Ansibles: the project venv's (requirements.lock: ansible-core 2.16, the newest that manages
+Ubuntu 18.04's Python 3.6) and the newest ansible-core, in a venv of its own built from
+ansible-latest.lock. ansible-lint runs under both; the scenarios of today's releases
+(:data:`gymlab.lab.scenarios.NEWEST_ANSIBLE`) converge under the newest.
+
 Commands go through a runner, invoke's ``Context.run`` in tasks.py (a fake in the unit tests),
 and name paths relative to the repository: the tasks run them from its root.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,11 +24,13 @@ from gymlab.lab.errors import LabError
 from gymlab.lab.report import Counts, Phase, SuiteRun, junit_counts, phase
 
 PY_SOURCES = "src tests tasks.py plugins examples"
+ANSIBLE_LINT = "ansible-lint --profile production"
 LINTERS = {
     "ruff": f"ruff check {PY_SOURCES} && ruff format --check {PY_SOURCES}",
     "yamllint": "yamllint -s .",
-    "ansible-lint": "ansible-lint --profile production",
+    "ansible-lint": ANSIBLE_LINT,
 }
+ANSIBLE_LATEST_LOCK = REPO / "ansible-latest.lock"
 # The README's tour, word for word: the sandbox converged with inventories/local as it is, then
 # every check against it. A sandbox the tour created is removed afterwards; one that was there
 # before is left converged.
@@ -38,11 +46,24 @@ class Runner(Protocol):
     def __call__(self, command: str, **kwargs: Any) -> Any: ...
 
 
+def newest_ansible() -> dict[str, str]:
+    """The environment that runs a command under the newest ansible-core: its venv's bin first
+    on PATH (molecule starts ansible-playbook from PATH), gymlab from this checkout's src (the
+    roles' controller steps and the checks import it). Builds the venv when stale (LabError)."""
+    bin_dir = suite_venv.ensure("ansible-latest", ANSIBLE_LATEST_LOCK).parent
+    return {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(REPO / "src"),
+    }
+
+
 def lint(runner: Runner) -> None:
-    """Every linter in one phase; the first failing command raises (invoke: its exit code)."""
+    """Every linter in one phase, ansible-lint under both Ansibles; the first failing command
+    raises (invoke: its exit code)."""
     with phase("lint"):
         for command in LINTERS.values():
             runner(command)
+        runner(ANSIBLE_LINT, env=newest_ansible())
 
 
 def run_suites(
@@ -72,9 +93,22 @@ def run_suites(
         counts = junit_counts(junit) if junit else Counts()
         run.phases.append(Phase(name, timed.ok, timed.seconds, counts))
 
+    def newest_ansible_or_failed_phase() -> dict[str, str] | None:
+        with phase("ansible-latest venv (~/.cache/gymlab/ansible-latest-venv)") as timed:
+            try:
+                return newest_ansible()
+            except LabError as exc:  # a failed phase: the other suites still run
+                print(f"gymlab: {exc}", flush=True)
+                timed.ok = False
+        run.phases.append(Phase("ansible-latest venv", False, timed.seconds))
+        return None
+
     if everything:
         for tool, command in LINTERS.items():
             step(f"lint: {tool}", command)
+        latest = newest_ansible_or_failed_phase()
+        if latest is not None:
+            step("lint: ansible-lint (newest ansible-core)", ANSIBLE_LINT, env=latest)
     if unit or e2e or everything:
         paths = [p for p, on in (("tests/unit", unit), ("tests/e2e", e2e)) if on or everything]
         xml = reports / "pytest.xml"
@@ -103,7 +137,14 @@ def run_suites(
             xml = reports / f"molecule-{name}.xml"
             # testinfra runs under pytest inside molecule verify: PYTEST_ADDOPTS reaches it.
             env = {"PYTEST_ADDOPTS": f"--junitxml={xml}"}
-            step(f"molecule {name}", f"molecule test -s {name}", xml, env)
+            title = f"molecule {name}"
+            if name in scenarios.NEWEST_ANSIBLE:
+                latest = newest_ansible_or_failed_phase()
+                if latest is None:
+                    continue
+                env |= latest
+                title += " (newest ansible-core)"
+            step(title, f"molecule test -s {name}", xml, env)
     if tour or everything:
         existed = sandbox.state() is not None
         step("tour: provision the sandbox", TOUR_PROVISION)
