@@ -201,18 +201,32 @@ def remotes(c, inventory=None, with_password=False):
         "check": "change nothing; fail when a lock does not match its spec",
         "part": "lock this part only: conda or pypi (default: the parts profile.yml names)",
         "envs_dir": "directory of the profiles (default: envs/)",
+        "runtime": "the runtime hosts' locks (runtime-envs/py<X.Y>.lock) instead of the profiles",
     },
     iterable=["env", "channel"],
 )
-def lock(c, env=None, channel=None, check=False, part=None, envs_dir=None):
-    """Lock environment profiles (PyPI part here; conda part with --channel), or --check them."""
+def lock(c, env=None, channel=None, check=False, part=None, envs_dir=None, runtime=False):
+    """Lock environment profiles (PyPI part here; conda part with --channel), or --check them;
+    --runtime: the runtime hosts' locks instead (a plain --check checks them too)."""
     from gymlab.envs import locking
+
+    # The runtime hosts' locks (gymlab.lab.runtime_locks): --runtime writes or checks only them,
+    # a --check of every profile checks them as well.
+    runtime_ok = True
+    if runtime or (check and not (env or part or envs_dir)):
+        from gymlab.lab import runtime_locks
+
+        runtime_ok = runtime_locks.main(["--check"] if check else []) == 0
+        if runtime:
+            if not runtime_ok:
+                raise Exit(code=1)
+            return
 
     argv = [a for name in env or [] for a in ("--env", name)]
     argv += [a for url in channel or [] for a in ("--channel", url)]
     argv += ["--part", part] if part else []
     argv += ["--envs-dir", str(envs_dir)] if envs_dir else []
-    if locking.main([*argv, *(["--check"] if check else [])]) != 0:
+    if locking.main([*argv, *(["--check"] if check else [])]) != 0 or not runtime_ok:
         raise Exit(code=1)
 
 

@@ -1,13 +1,14 @@
-"""The runtime hosts' wheelhouse (gymlab.lab.wheelhouse) and the env families' lock.
+"""The runtime hosts' wheelhouse (gymlab.lab.wheelhouse), resolved under the runtime lock of the
+host's Python (the locks themselves: test_runtime_locks.py).
 
-The pure parts run without a network; the two build tests run real pip against pip's own
-configured index (as the gym_runtime role does on the control machine).
+The pure parts run without a network, and so do the builds whose pip is faked; the others run
+real pip against pip's own configured index (as the gym_runtime role does on the control
+machine).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 import subprocess
 import sys
@@ -58,52 +59,6 @@ def test_artifact_that_is_no_wheel_or_sdist_is_refused(tmp_path, name):
         (tmp_path / name).write_text("x")
     with pytest.raises(ValueError, match=r"expected a wheel \(\.whl\) or an sdist"):
         wheelhouse.artifact_wheel(tmp_path / name, tmp_path)
-
-
-def test_committed_envs_lock_hashes_every_pin_and_names_no_index():
-    text = (REPO / "runtime-envs.lock").read_text()
-    lock = wheelhouse.read_lock(REPO / "runtime-envs.lock")
-    assert lock["ale-py"][0] == "0.12.1"
-    assert lock["minigrid"][0] == "3.2.0"
-    assert lock["box2d"][0] == "2.3.10"
-    assert all(hashes for _, hashes in lock.values())
-    assert not re.search(r"--(extra-)?index-url|https?://", text)
-
-
-def test_committed_envs_lock_has_every_pin_of_its_input_and_agrees_with_requirements_lock():
-    lock = wheelhouse.read_lock(REPO / "runtime-envs.lock")
-    for line in (REPO / "runtime-envs.in").read_text().splitlines():
-        spec = line.split("#", 1)[0].strip()
-        if spec:
-            name, version = spec.split("==")
-            assert lock[wheelhouse.canonical(name)][0] == version, spec
-    project = {}
-    for line in (REPO / "requirements.lock").read_text().splitlines():
-        if "==" in line and not line.startswith("#"):
-            name, version = line.split(";")[0].split("==")
-            project[wheelhouse.canonical(name)] = version.split()[0]
-    for name, (version, _) in lock.items():
-        if name in project:
-            assert project[name] == version, f"{name}: {version} here, {project[name]} there"
-
-
-def test_roles_browser_packages_are_the_browser_extra_at_the_locked_versions():
-    """gym_runtime_browser_packages (what a host serving a web task gets) names exactly the
-    packages of pyproject's browser extra, each at the version runtime-envs.lock hashes."""
-    tomllib = pytest.importorskip("tomllib")
-    import yaml
-
-    defaults = yaml.safe_load((REPO / "roles/gym_runtime/defaults/main.yml").read_text())
-    pins = dict(p.split("==") for p in defaults["gym_runtime_browser_packages"])
-    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = {
-        re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0]
-        for r in extra["optional-dependencies"]["browser"]
-    }
-    assert {wheelhouse.canonical(n) for n in pins} == {wheelhouse.canonical(n) for n in wanted}
-    lock = wheelhouse.read_lock(REPO / "runtime-envs.lock")
-    for name, version in pins.items():
-        assert lock[wheelhouse.canonical(name)][0] == version, f"{name}=={version}"
 
 
 def test_read_lock_refuses_an_unhashed_or_unpinned_entry(tmp_path):
@@ -219,10 +174,16 @@ def test_build_resolves_gymlab_extras_and_an_sdist_together_and_is_idempotent(tm
     assert "gym-foo" not in (out / "requirements.txt").read_text()
 
 
-def test_build_refuses_a_version_the_envs_lock_does_not_pin(tmp_path):
-    with pytest.raises(subprocess.CalledProcessError):
-        wheelhouse.build(tmp_path / "w", "3.11", "2.36", extras=["box2d==2.3.9"])
-    assert not list((tmp_path / "w").glob("*.whl"))
+def test_build_refuses_a_version_the_runtime_lock_does_not_pin_in_one_line(tmp_path):
+    with pytest.raises(ValueError) as caught:
+        wheelhouse.build(tmp_path / "w", "3.10", "2.35", extras=["minigrid==3.2.0"])
+    assert str(caught.value) == (
+        "extra package minigrid==3.2.0 is not the minigrid==3.1.0 that "
+        "runtime-envs/py3.10.lock pins"
+    )
+    wheelhouse.check_extras(["minigrid==3.2.0", "unlocked==1.0"], wheelhouse.read_lock(
+        REPO / "runtime-envs/py3.11.lock"), "x")  # fmt: skip
+    assert not (tmp_path / "w").exists()
 
 
 def test_the_host_wheel_leaves_the_control_machine_tooling_out(tmp_path):
@@ -247,8 +208,9 @@ def test_a_build_from_the_same_inputs_runs_no_pip_and_a_changed_input_builds_aga
     repo = Path(__file__).resolve().parents[2]
     project = tmp_path / "project"
     shutil.copytree(repo / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md", "requirements.lock"):
+    for name in ("pyproject.toml", "README.md", "runtime-envs.in"):
         shutil.copy2(repo / name, project / name)
+    shutil.copytree(repo / "runtime-envs", project / "runtime-envs")
     out = tmp_path / "wheelhouse"
     assert wheelhouse.build(out, "3.11", "2.36", project=project)
     assert (tmp_path / "wheelhouse.inputs").is_file() and not (out / "wheelhouse.inputs").exists()
@@ -276,3 +238,106 @@ def test_a_build_from_the_same_inputs_runs_no_pip_and_a_changed_input_builds_aga
     next(out.glob("six-*.whl")).unlink()
     assert wheelhouse.build(out, "3.11", "2.36", project=project)
     assert calls and list(out.glob("six-*.whl"))
+
+
+def test_main_refuses_a_python_without_a_runtime_lock_in_one_line(tmp_path, capsys):
+    code = wheelhouse.main(["--out", str(tmp_path / "w"), "--python", "3.9", "--glibc", "2.31"])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        "gymlab wheelhouse: no runtime lock for Python 3.9; "
+        "runtime locks cover 3.10, 3.11, 3.12, 3.13\n"
+    )
+    assert not list(tmp_path.iterdir())
+
+
+def _scratch_project(tmp_path: Path) -> Path:
+    """What a build reads (gymlab's sources, the runtime locks and their inputs), copied."""
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "runtime-envs.in"):
+        shutil.copy2(REPO / name, project / name)
+    shutil.copytree(REPO / "runtime-envs", project / "runtime-envs")
+    return project
+
+
+class FakePip:
+    """subprocess.run for pip: ``wheel`` leaves a gymlab wheel, ``download`` records its
+    arguments and the constraints it was given, and leaves ``self.fetch`` (name -> bytes)."""
+
+    def __init__(self) -> None:
+        self.downloads: list[list[str]] = []
+        self.constraints: list[str] = []
+        self.fetch: dict[str, bytes] = {}
+
+    def __call__(self, argv, *args, **kwargs):
+        argv = [str(a) for a in argv]
+        if "wheel" in argv:
+            Path(argv[argv.index("-w") + 1], "gymlab-0.1.0-py3-none-any.whl").write_bytes(b"g")
+        elif "download" in argv:
+            self.downloads.append(argv)
+            self.constraints += [
+                Path(argv[i + 1]).read_text() for i, a in enumerate(argv) if a == "-c"
+            ]
+            dest = Path(argv[argv.index("-d") + 1])
+            dest.mkdir(parents=True, exist_ok=True)
+            for name, payload in self.fetch.items():
+                (dest / name).write_bytes(payload)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+
+@pytest.fixture
+def fake_pip(monkeypatch) -> FakePip:
+    fake = FakePip()
+    monkeypatch.setattr(wheelhouse.subprocess, "run", fake)
+    return fake
+
+
+@pytest.mark.parametrize("python", ["3.10", "3.11", "3.12", "3.13"])
+def test_pip_is_constrained_by_the_runtime_lock_of_the_target_python_only(
+    tmp_path, fake_pip, python
+):
+    assert wheelhouse.build(tmp_path / "w", python, "2.35", extras=["ale-py==0.12.1"])
+    (argv,) = fake_pip.downloads
+    assert argv[argv.index("--python-version") + 1] == python
+    assert not any(a.endswith("requirements.lock") for a in argv)
+    lock = wheelhouse.read_lock(REPO / f"runtime-envs/py{python}.lock")
+    assert fake_pip.constraints == ["".join(f"{n}=={v}\n" for n, (v, _) in sorted(lock.items()))]
+    numpy = {"3.10": "2.2.6", "3.11": "2.4.6", "3.12": "2.5.5", "3.13": "2.5.5"}[python]
+    assert f"\nnumpy=={numpy}\n" in fake_pip.constraints[0]
+
+
+def test_a_fetched_wheel_is_checked_against_the_target_pythons_lock(tmp_path, fake_pip):
+    ((version, hashes),) = [
+        wheelhouse.read_lock(REPO / "runtime-envs/py3.10.lock")["numpy"]
+    ]  # fmt: skip
+    assert hashlib.sha256(b"not numpy").hexdigest() not in hashes
+    fake_pip.fetch = {f"numpy-{version}-cp310-cp310-manylinux_2_28_x86_64.whl": b"not numpy"}
+    with pytest.raises(ValueError, match=rf"is not the numpy=={version} that runtime-envs/py3\.10"):
+        wheelhouse.build(tmp_path / "w", "3.10", "2.35")
+    assert not list((tmp_path / "w").glob("*.whl"))
+
+
+def test_a_changed_runtime_lock_builds_again_and_a_stale_one_is_refused(tmp_path, fake_pip):
+    project = _scratch_project(tmp_path)
+    out = tmp_path / "w"
+    assert wheelhouse.build(out, "3.12", "2.39", project=project)
+    assert not wheelhouse.build(out, "3.12", "2.39", project=project)
+    assert len(fake_pip.downloads) == 1, "the same inputs ask no index"
+    # another Python's lock is no input of this folder
+    (project / "runtime-envs/py3.13.lock").write_text("")
+    assert not wheelhouse.build(out, "3.12", "2.39", project=project)
+    lock = project / "runtime-envs/py3.12.lock"
+    lock.write_text(lock.read_text().replace("\\\n", "\\\n", 1) + "# relocked\n")
+    wheelhouse.build(out, "3.12", "2.39", project=project)
+    assert len(fake_pip.downloads) == 2, "a changed lock is a changed input"
+
+    families = project / "runtime-envs.in"
+    families.write_text(families.read_text().replace("ale-py==0.12.1", "ale-py==0.11.2"))
+    with pytest.raises(
+        ValueError, match=r"^runtime lock runtime-envs/py3\.12\.lock does not match"
+    ):
+        wheelhouse.build(out, "3.12", "2.39", project=project)
+    lock.unlink()
+    with pytest.raises(ValueError, match=r"py3\.12\.lock is missing; run `invoke lock --runtime`$"):
+        wheelhouse.build(out, "3.12", "2.39", project=project)
+    assert len(fake_pip.downloads) == 2

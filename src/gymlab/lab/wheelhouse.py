@@ -5,19 +5,22 @@ from here, so they need no route to a package index. One ``pip download`` resolv
 ``gymlab[runtime]`` (the wheel built from this checkout), the ``--extra`` requirements (each
 pinned ``name==version``) and the ``--artifact`` files (the lab's own env packages: wheels, or
 sdists built into wheels here) together, for the host's Python version and glibc, with pip's
-own configured index, constrained by the repository's ``requirements.lock`` and
-``runtime-envs.lock``; every downloaded file a package of ``runtime-envs.lock`` must match one
-of its hashes. The folder then holds exactly that resolution's wheels plus ``requirements.txt``
-(``name==version --hash=sha256:...`` for every wheel), for
+own configured index, constrained by the runtime lock of the host's Python
+(``runtime-envs/py<X.Y>.lock``, gymlab.lab.runtime_locks: gymlab's runtime dependencies and the
+env families, hashed); every downloaded file of a package that lock pins must match one of its
+hashes. A Python without a runtime lock, or a lock that is missing or stale, is refused before
+anything is fetched. The folder then holds exactly that resolution's wheels plus
+``requirements.txt`` (``name==version --hash=sha256:...`` for every wheel), for
 ``pip install --no-index --find-links DIR --require-hashes -r DIR/requirements.txt``.
 
     python -m gymlab.lab.wheelhouse --out DIR --python 3.11 --glibc 2.36 \\
         [--extra ale-py==0.12.1 ...] [--artifact dist/gym_foo-0.1.tar.gz ...]
 
 prints ``changed`` or ``unchanged`` last, for Ansible's ``changed_when``. A folder built from
-the same inputs (gymlab's sources, the pins, the artifacts, the host's Python, glibc and machine)
-that still holds what that build left is not built again: no ``pip`` runs, nothing is fetched
-(the inputs are recorded in ``DIR.inputs`` beside the folder, which hosts never get).
+the same inputs (gymlab's sources, the pins, the runtime lock, the artifacts, the host's Python,
+glibc and machine) that still holds what that build left is not built again: no ``pip`` runs,
+nothing is fetched (the inputs are recorded in ``DIR.inputs`` beside the folder, which hosts
+never get).
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from gymlab.lab import runtime_locks
+
 REPO = Path(__file__).resolve().parents[3]
-ENVS_LOCK = REPO / "runtime-envs.lock"
 REQUIREMENTS = "requirements.txt"
 # Wheels are zip files stamped with build times; a fixed epoch makes the gymlab wheel byte-stable,
 # so re-running the role does not see a "new" wheel when the source did not change.
@@ -206,6 +210,21 @@ def artifact_wheel(artifact: Path, out: Path) -> Path:
     )
 
 
+def check_extras(
+    extras: Sequence[str], lock: dict[str, tuple[str, frozenset[str]]], lock_name: str
+) -> None:
+    """Every extra of a package the lock pins is the locked version (pip would only say that
+    the resolution is impossible)."""
+    for extra in extras:
+        match = PINNED.fullmatch(extra)
+        assert match, extra  # pinned() checked it
+        name = canonical(match["name"])
+        if name in lock and lock[name][0] != match["version"]:
+            raise ValueError(
+                f"extra package {extra} is not the {name}=={lock[name][0]} that {lock_name} pins"
+            )
+
+
 def verify(
     wheels: Sequence[Path], lock: dict[str, tuple[str, frozenset[str]]], lock_name: str
 ) -> None:
@@ -258,16 +277,21 @@ def build(
     project: Path = REPO,
     extras: Sequence[str] = (),
     artifacts: Sequence[Path] = (),
-    envs_lock: Path = ENVS_LOCK,
 ) -> bool:
-    """Fill ``out`` with gymlab's wheel, the extras, the artifacts and their dependencies;
-    True when the content changed."""
+    """Fill ``out`` with gymlab's wheel, the extras, the artifacts and their dependencies, under
+    the runtime lock of ``python``; True when the content changed."""
     extras = [pinned(e) for e in extras]
-    inputs = _build_inputs(project, python, glibc, machine, extras, artifacts, envs_lock)
+    lock_file = runtime_locks.lock_path(python, project)
+    unusable = runtime_locks.problem(python, project)
+    if unusable:
+        raise ValueError(unusable)
+    lock_name = str(lock_file.relative_to(project))
+    lock = read_lock(lock_file)
+    check_extras(extras, lock, lock_name)
+    inputs = _build_inputs(project, python, glibc, machine, extras, artifacts, lock_file)
     before = digest(out)
     if built_from(out, inputs, before):
         return False
-    lock = read_lock(envs_lock)
     platform_args = [arg for tag in platforms(glibc, machine) for arg in ("--platform", tag)]
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -275,18 +299,19 @@ def build(
         local.mkdir()
         gymlab = build_host_wheel(project, local)
         own = [artifact_wheel(a, local) for a in artifacts]
-        constraints = Path(tmp, "envs-constraints.txt")
+        # the pins without their hashes: pip would demand hashes of the local wheels too
+        constraints = Path(tmp, "constraints.txt")
         constraints.write_text("".join(f"{n}=={v}\n" for n, (v, _) in sorted(lock.items())))
         subprocess.run(
             [*_pip(), "download", "--only-binary=:all:", "--python-version", python,
              "--implementation", "cp", *platform_args,
-             "-c", str(project / "requirements.lock"), "-c", str(constraints),
+             "-c", str(constraints),
              "-d", str(new), f"{gymlab}[runtime]", *map(str, own), *extras],
             check=True,
         )  # fmt: skip
         own_names = {canonical(wheel_pin(w)[0]) for w in [gymlab, *own]}
         fetched = [w for w in new.glob("*.whl") if canonical(wheel_pin(w)[0]) not in own_names]
-        verify(fetched, lock, envs_lock.name)
+        verify(fetched, lock, lock_name)
         _sync(new, out)
     return record_inputs(out, inputs) != before
 
@@ -298,12 +323,13 @@ def _build_inputs(
     machine: str,
     extras: Sequence[str],
     artifacts: Sequence[Path],
-    envs_lock: Path,
+    lock: Path,
 ) -> str:
-    """A hash of everything :func:`build` resolves from (the index's answers pinned by locks)."""
+    """A hash of everything :func:`build` resolves from (the index's answers pinned by the
+    lock)."""
     h = hashlib.sha256(f"{python} {glibc} {machine} {sorted(extras)}".encode())
     h.update(host_wheel_key(project).encode())
-    for path in [project / "requirements.lock", envs_lock, *artifacts]:
+    for path in [lock, *artifacts]:
         h.update(f"{path.name}\0".encode())
         # a missing file is reported by the build itself, in its own words
         h.update(hashlib.sha256(path.read_bytes()).digest() if path.is_file() else b"missing")
@@ -331,9 +357,6 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="a wheel or sdist of the lab's own env package (repeatable)",
     )
-    parser.add_argument(
-        "--envs-lock", type=Path, default=ENVS_LOCK, help="hashed lock of the env families"
-    )
     args = parser.parse_args(argv)
     try:
         changed = build(
@@ -343,7 +366,6 @@ def main(argv: list[str] | None = None) -> int:
             args.machine,
             extras=args.extra,
             artifacts=args.artifact,
-            envs_lock=args.envs_lock,
         )
     except (subprocess.CalledProcessError, ValueError, OSError) as exc:
         print(f"gymlab wheelhouse: {exc}", file=sys.stderr)
