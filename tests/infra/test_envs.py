@@ -85,7 +85,7 @@ def profiles(host) -> list[str]:
 
 
 @pytest.fixture(
-    params=sorted(p.name for p in ENVS.iterdir() if (p / "requirements.lock").is_file())
+    params=sorted(p.name for p in ENVS.iterdir() if any(p.glob("requirements-py*.lock")))
 )
 def profile(request) -> str:
     return request.param
@@ -98,8 +98,10 @@ def env(host, profile) -> str:
     return fact(host)["profiles"][profile]
 
 
-def locked_pins(profile: str) -> dict[str, str]:
-    text = (ENVS / profile / "requirements.lock").read_text()
+def locked_pins(host, profile: str) -> dict[str, str]:
+    """The pins of the lock python_envs installed: the one of the Python its fact records."""
+    python = fact(host)["pythons"][profile]
+    text = (ENVS / profile / f"requirements-py{python}.lock").read_text()
     return {
         re.sub(r"[-_.]+", "-", m.group(1)).lower(): m.group(2)
         for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==(\S+)", text, re.M)
@@ -111,8 +113,8 @@ def run_json(host, command: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def framework(profile: str) -> str:
-    return "gym" if "gym" in locked_pins(profile) else "gymnasium"
+def framework(host, profile: str) -> str:
+    return "gym" if "gym" in locked_pins(host, profile) else "gymnasium"
 
 
 def test_installed_packages_are_exactly_the_lock(host, env, profile):
@@ -122,14 +124,16 @@ def test_installed_packages_are_exactly_the_lock(host, env, profile):
     have = {re.sub(r"[-_.]+", "-", p["name"]).lower(): p["version"] for p in json.loads(freeze)}
     have.pop("gymlab", None)  # the client, installed from this repository's wheel
     for venv_tool in ("setuptools", "wheel", "pip", "pkg-resources"):
-        if venv_tool not in locked_pins(profile):
+        if venv_tool not in locked_pins(host, profile):
             have.pop(venv_tool, None)  # came with the venv, not from the lock
-    assert have == locked_pins(profile)
+    assert have == locked_pins(host, profile)
 
 
 def test_tensorflow_reports_the_cuda_it_was_built_for(host, env, profile):
     major = int(
-        locked_pins(profile).get("tensorflow-gpu", locked_pins(profile).get("tensorflow", "0"))[0]
+        locked_pins(host, profile).get(
+            "tensorflow-gpu", locked_pins(host, profile).get("tensorflow", "0")
+        )[0]
     )
     if major == 1:
         built = tf1_build(host, env)
@@ -144,7 +148,7 @@ def test_tensorflow_reports_the_cuda_it_was_built_for(host, env, profile):
 
 
 def test_tensorflow_imports(host, env, profile):
-    if "tensorflow-gpu" in locked_pins(profile):
+    if "tensorflow-gpu" in locked_pins(host, profile):
         libs = host.run("ldconfig -p").stdout
         if "libcudart.so.9.0" not in libs:
             pytest.skip("the TF 1.12 GPU build imports only with CUDA 9.0 (cuda role) on the host")
@@ -152,14 +156,15 @@ def test_tensorflow_imports(host, env, profile):
         f"{TIMEOUT} {env}/bin/python -c 'import tensorflow as tf; print(tf.__version__)'"
     )
     version = out.strip().splitlines()[-1]
-    assert version == locked_pins(profile).get(
-        "tensorflow", locked_pins(profile).get("tensorflow-gpu")
+    assert version == locked_pins(host, profile).get(
+        "tensorflow", locked_pins(host, profile).get("tensorflow-gpu")
     )
 
 
 def test_gym_renders_an_rgb_array_frame_on_the_display(host, env, profile, display):
     frame = run_json(
-        host, f'DISPLAY=:{display} {TIMEOUT} {env}/bin/python -c "{RENDER[framework(profile)]}"'
+        host,
+        f'DISPLAY=:{display} {TIMEOUT} {env}/bin/python -c "{RENDER[framework(host, profile)]}"',
     )
     assert frame["shape"] == [400, 600, 3]
     assert frame["colours"] > 1, "the frame is one flat colour"
@@ -169,7 +174,7 @@ def test_an_episode_is_recorded_to_a_video_with_frames(host, env, profile, displ
     videos = f"/tmp/gymlab-videos-{profile}"
     host.run(f"rm -rf {videos}")
     script = f"/tmp/gymlab-record-{profile}.py"
-    host.check_output(f"cat > {script} <<'EOF'\n{RECORD[framework(profile)]}\nEOF")
+    host.check_output(f"cat > {script} <<'EOF'\n{RECORD[framework(host, profile)]}\nEOF")
     host.check_output(f"DISPLAY=:{display} {TIMEOUT} {env}/bin/python {script} {videos}")
     found = host.check_output(f"find {videos} -name '*.mp4'").split()
     assert found, "no video written"
@@ -184,7 +189,7 @@ def test_jupyter_lab_runs(host, env, profile):
     version = (
         host.check_output(f"{TIMEOUT} {env}/bin/jupyter lab --version").strip().splitlines()[-1]
     )
-    assert version == locked_pins(profile)["jupyterlab"]
+    assert version == locked_pins(host, profile)["jupyterlab"]
 
 
 def test_the_fact_records_the_installed_profile(host, env, profile):
@@ -196,6 +201,17 @@ def test_the_fact_records_the_installed_profile(host, env, profile):
     kernels = sorted(k for k in specs["kernelspecs"] if k.startswith("gymlab-"))
     assert kernels == [f"gymlab-{p}" for p in profiles(host)]
     assert host.check_output(f"{env}/bin/python -c 'import sys; print(sys.prefix)'") == env
+
+
+def test_the_env_is_the_hosts_python3_with_that_pythons_lock(host, env, profile):
+    """A [pypi] profile is a venv of the distribution's python3, installed from the lock of its
+    version (the fact records which; the lock copied into the env is that one)."""
+    version = "-c 'import sys; print(\"%d.%d\" % sys.version_info[:2])'"
+    python3 = host.check_output(f"python3 {version}")
+    assert host.check_output(f"{env}/bin/python {version}") == python3
+    assert fact(host)["pythons"][profile] == python3
+    lock = (ENVS / profile / f"requirements-py{python3}.lock").read_text()
+    assert host.file(f"{env}/gymlab-requirements.lock").content_string == lock
 
 
 def test_kernel_is_registered_for_the_profile(host, env, profile):
@@ -230,10 +246,15 @@ def test_wheelhouse_copy_matches_the_control_machine(host):
     if not recorded.get("wheelhouse_copy"):
         pytest.skip("this host installs from the control machine's wheelhouse or an index")
     copy, controller = recorded["wheelhouse_copy"], Path(recorded["wheelhouse_source"])
-    assert recorded["profiles"]
-    for folder in recorded["profiles"]:
+    # each profile's folder of the lock this host installs (its Python's), not the others
+    pythons = recorded["pythons"]
+    assert pythons
+    assert {f"{name}/py{python}" for name, python in pythons.items()} <= set(
+        recorded["wheelhouse_folders"]
+    )
+    for folder in recorded["wheelhouse_folders"]:
         listing = json.loads(host.file(f"{copy}/{folder}.listing").content_string)
-        assert any(path.endswith(".whl") for path in listing)
+        assert listing, f"{folder}: an empty copy"
         for path, size in listing.items():
             relative = Path(path).relative_to(controller / folder)  # raises if elsewhere
             assert host.file(f"{copy}/{folder}/{relative}").size == size

@@ -59,7 +59,9 @@ def conda_packages(spec_dir: Path) -> dict[str, dict]:
 
 
 def pypi_pins(spec_dir: Path) -> dict[str, str]:
-    text = (spec_dir / "requirements.lock").read_text()
+    """The PyPI lock's pins: a conda part's profile has one, for the prefix's Python."""
+    (lock,) = spec_dir.glob("requirements-py*.lock")
+    text = lock.read_text()
     return {
         re.sub(r"[-_.]+", "-", m.group(1)).lower(): m.group(2)
         for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==(\S+)", text, re.M)

@@ -56,8 +56,9 @@ def test_a_bad_parts_value_is_named_in_one_line(envs, parts, message):
 
 
 def test_a_pypi_only_profile_is_described_as_before(envs):
-    described = get("modern", envs).describe()
+    described = get("modern", envs).describe("3.11")
     assert described["parts"] == ["pypi"] and described["conda_lock"] is None
+    assert described["conda_folder"] is None
     assert described["pip_requirement"].startswith("pip==")
 
 
@@ -72,7 +73,7 @@ def test_a_profile_with_both_parts_hands_both_locks_and_no_pip_pin(envs):
     described = profile.describe()
     assert described["parts"] == ["conda", "pypi"]
     assert described["conda_lock"] == str(profile.conda_lock)
-    assert described["requirements_lock"] == str(profile.requirements_lock)
+    assert described["requirements_lock"] == str(profile.requirements_lock_for("3.11"))
     assert described["pip_requirement"] is None, "pip comes from the conda part"
     before = described["lock_sha256"]
     profile.conda_lock.write_text("version: 1\n# changed\n")
@@ -82,7 +83,7 @@ def test_a_profile_with_both_parts_hands_both_locks_and_no_pip_pin(envs):
 def test_a_lock_of_a_part_the_profile_lacks_is_refused_not_ignored(envs, capsys):
     (envs / "modern" / "conda-lock.yml").write_text("version: 1\n")
     with pytest.raises(LabError, match=r"conda-lock\.yml is a conda lock but profile\.yml parts"):
-        get("modern", envs).describe()
+        get("modern", envs).describe("3.11")
     assert locking.main(["--envs-dir", str(envs), "--env", "modern", "--check"]) == 1
     assert "add conda to parts or remove conda-lock.yml" in capsys.readouterr().out
 
@@ -101,7 +102,7 @@ def test_check_covers_pypi_only_conda_only_and_both(envs, capsys):
     assert locking.main(["--envs-dir", str(envs), "--check"]) == 1
     out = capsys.readouterr().out
     assert "stale: profile legacy-cuda9-conda: requirements.lock is a pypi lock" in out
-    assert "stale: conda-fixture: requirements.lock does not match" in out
+    assert "stale: conda-fixture: requirements-py3.11.lock does not match" in out
 
 
 def test_locking_one_part_leaves_the_other_alone(envs, capsys):

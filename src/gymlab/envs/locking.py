@@ -2,14 +2,16 @@
 
 Which parts a profile has is profile.yml's ``parts`` (``[pypi]`` by default):
 
-- PyPI part (requirements.in -> requirements.lock): locked wherever the package index answers.
+- PyPI part (requirements.in -> requirements-pyX.Y.lock, one per Python of the profile: see
+  ``Profile.pythons``): locked wherever the package index answers.
 - conda part (environment.yml -> conda-lock.yml): locked only against a conda channel given
   with ``--channel`` (a lab's mirror, or the test suite's fixture channel). A profile without
   a conda part takes Python from the hosts' distribution (environment.yml only names it).
 
 ``--part conda`` / ``--part pypi`` lock one part only (the other lock is kept as it is).
-``--check`` fails on a stale lock, a missing PyPI lock and a lock of a part the profile does
-not have; a conda part nobody could lock yet (no channel here) is reported, not failed.
+``--check`` fails on a stale lock, a missing PyPI lock (of any of the profile's Pythons) and a
+lock of a part or a Python the profile does not have; a conda part nobody could lock yet (no
+channel here) is reported, not failed.
 """
 
 from __future__ import annotations
@@ -34,14 +36,20 @@ def lock(
     index: str | None = None,
     only: str | None = None,
 ) -> list[str]:
-    """Regenerate the profile's locks (``only``: one part); one line per part."""
+    """Regenerate the profile's locks (``only``: one part); one line per lock."""
     done = []
     parts = [p for p in profile.parts() if only in (None, p)]
     if only and not parts:
         return [f"{profile.name}: no {only} part (profile.yml parts: {list(profile.parts())})"]
     if "pypi" in parts:
-        pypi.write_lock(profile, index)
-        done.append(f"{profile.name}: wrote {profile.requirements_lock.name}")
+        for python in profile.pythons():
+            done.append(f"{profile.name}: wrote {pypi.write_lock(profile, python, index).name}")
+        for python, path in profile.unlisted_locks().items():
+            path.unlink()
+            done.append(
+                f"{profile.name}: removed {path.name} (Python {python} is not one of the "
+                f"profile's: {', '.join(profile.pythons())})"
+            )
     if "conda" not in parts:
         if channels:
             done.append(f"{profile.name}: no conda part to lock (profile.yml parts: [pypi])")
@@ -70,11 +78,19 @@ def stale(profile: Profile) -> list[str]:
         problems.append(
             f"{profile.name}: profile.yml parts has pypi but there is no requirements.in"
         )
-    elif "pypi" in parts and not pypi.is_current(profile):
-        problems.append(
-            f"{profile.name}: requirements.lock does not match requirements.in/environment.yml/"
-            f"virtual-packages.yml/profile.yml; run `invoke lock --env {profile.name}`"
-        )
+    elif "pypi" in parts:
+        for python in profile.pythons():
+            lock = profile.requirements_lock_for(python)
+            if not lock.is_file():
+                problems.append(
+                    f"{profile.name}: {lock.name} is missing ({profile.pythons_source()} lists "
+                    f"{python}); run `invoke lock --env {profile.name}`"
+                )
+            elif not pypi.is_current(profile, python):
+                problems.append(
+                    f"{profile.name}: {lock.name} does not match requirements.in/environment.yml/"
+                    f"virtual-packages.yml/profile.yml; run `invoke lock --env {profile.name}`"
+                )
     if "conda" in parts and profile.conda_lock.exists() and not conda.is_current(profile):
         problems.append(
             f"{profile.name}: conda-lock.yml does not match environment.yml/virtual-packages.yml;"

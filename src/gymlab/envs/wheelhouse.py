@@ -1,12 +1,16 @@
 """Download a profile's locked PyPI artifacts on the control machine, for hosts without an index.
 
-    python -m gymlab.envs.wheelhouse --env NAME --out DIR [--envs-dir D] [--conda]
-        [--tool LOCK]
+    python -m gymlab.envs.wheelhouse --env NAME --out DIR [--python X.Y]... [--envs-dir D]
+        [--conda] [--tool LOCK]
 
-fills ``DIR/NAME`` with exactly the artifacts ``requirements.lock`` pins, for the profile's
-Python and manylinux tag, each checked against its sha256 by pip (``--require-hashes``). A
-stamp with the lock's own sha256 makes a second run a no-op. Labs use the same directory
-layout as an artifact store; molecule mounts it into its hosts (python_envs_wheelhouse).
+fills ``DIR/NAME/pyX.Y`` with exactly the artifacts ``requirements-pyX.Y.lock`` pins, for that
+Python and the profile's manylinux tag, each checked against its sha256 by pip
+(``--require-hashes``): one folder per lock, so a host's copy holds its own Python's wheels
+only. ``--python X.Y`` names a host's python3 and fetches the lock that host installs (the
+same choice, and the same refusal, as ``python -m gymlab.envs.profiles --python``); without
+it, every lock of the profile. A stamp in each folder with its lock's sha256 makes a second
+run a no-op. Labs use the same directory layout as an artifact store; molecule mounts it into
+its hosts (python_envs_wheelhouse).
 
 ``--conda`` also fills ``DIR/NAME/conda`` with the archives of the profile's conda-lock.yml,
 downloaded from the locked URLs and checked against the lock's sha256, for hosts without a
@@ -24,10 +28,11 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 from gymlab.envs import pypi
-from gymlab.envs.profiles import ENVS_DIR, get
+from gymlab.envs.profiles import ENVS_DIR, Profile, get
 from gymlab.lab.errors import LabError
 from gymlab.lab.wheelhouse import (
     build_host_wheel,
@@ -44,14 +49,36 @@ STAMP = ".gymlab-lock-sha256"
 REPO = ENVS_DIR.parent
 
 
-def fetch(name: str, out: Path, envs_dir: Path = ENVS_DIR) -> bool:
-    """Fill ``out/name``; True when something was downloaded."""
+def fetch(
+    name: str,
+    out: Path,
+    envs_dir: Path = ENVS_DIR,
+    host_pythons: Sequence[str] = (),
+) -> bool:
+    """Fill the profile's PyPI folders under ``out`` for hosts whose python3 is one of
+    ``host_pythons`` (none: every lock); True when something was downloaded."""
     profile = get(name, envs_dir)
     if "pypi" not in profile.parts():
         return False
-    lock = profile.requirements_lock
-    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
-    target = out / name
+    if host_pythons:
+        pythons = sorted({profile.lock_python(p) for p in host_pythons})
+    else:
+        pythons = list(profile.pythons())
+    # a list, not any(...) of a generator: every folder is filled
+    return any([_fetch_lock(profile, python, out) for python in pythons])
+
+
+def _fetch_lock(profile: Profile, python: str, out: Path) -> bool:
+    """Fill ``out``'s folder of the profile's lock for ``python``; True when it downloaded."""
+    lock = profile.requirements_lock_for(python)
+    try:
+        digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        raise LabError(
+            f"profile {profile.name}: {lock.name} is missing; run `invoke lock --env "
+            f"{profile.name}`"
+        ) from None
+    target = out / profile.wheelhouse_folder(python)
     stamp = target / STAMP
     if stamp.is_file() and stamp.read_text().strip() == digest:
         return False
@@ -59,8 +86,7 @@ def fetch(name: str, out: Path, envs_dir: Path = ENVS_DIR) -> bool:
     try:
         tags = platforms(profile.glibc())
     except ValueError as exc:
-        raise LabError(f"profile {name}: {exc}") from None
-    version = profile.python_version()
+        raise LabError(f"profile {profile.name}: {exc}") from None
     argv = [
         sys.executable,
         "-m",
@@ -72,7 +98,7 @@ def fetch(name: str, out: Path, envs_dir: Path = ENVS_DIR) -> bool:
         "--index-url",
         pypi.index_url(),
         "--python-version",
-        version,
+        python,
         "--implementation",
         "cp",
         *(a for t in tags for a in ("--platform", t)),
@@ -91,7 +117,7 @@ def fetch_conda(name: str, out: Path, envs_dir: Path = ENVS_DIR) -> bool:
     profile = get(name, envs_dir)
     if "conda" not in profile.parts():
         return False
-    target = out / name / "conda"
+    target = out / profile.conda_folder
     target.mkdir(parents=True, exist_ok=True)
     from gymlab.envs.install import locked_records  # py-rattler reads the lock, as on hosts
 
@@ -166,13 +192,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gymlab.envs.wheelhouse")
     parser.add_argument("--env", required=True, action="append")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--python",
+        action="append",
+        default=[],
+        metavar="X.Y",
+        help="a host's python3 version: fetch the lock it installs (default: every lock)",
+    )
     parser.add_argument("--envs-dir", type=Path, default=ENVS_DIR)
     parser.add_argument("--client", action="store_true", help="also build the gymlab wheel")
     parser.add_argument("--conda", action="store_true", help="also the conda locks' archives")
     parser.add_argument("--tool", type=Path, action="append", default=[], help="a tool's lock")
     args = parser.parse_args(argv)
     try:
-        changed = [name for name in args.env if fetch(name, args.out, args.envs_dir)]
+        changed = [n for n in args.env if fetch(n, args.out, args.envs_dir, args.python)]
         if args.conda:
             changed += [n for n in args.env if fetch_conda(n, args.out, args.envs_dir)]
         changed += [str(t) for t in args.tool if fetch_tool(t, args.out)]
