@@ -25,7 +25,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # a Python 3.10 control machine: pytest brings tomli there
+    import tomli as tomllib
 
 from gymlab.envs import pypi
 from gymlab.lab.errors import LabError
