@@ -79,7 +79,16 @@ def is_current(profile: Profile, python: str) -> bool:
     return recorded_digest(profile.requirements_lock_for(python)) == spec_digest(profile, python)
 
 
-def _uv() -> str:
+def uv_env() -> dict[str, str]:
+    """The environment uv runs in: no user config, and the system CA bundle when there is one
+    (HTTPS may pass a TLS-inspecting proxy whose CA only that bundle has)."""
+    env = dict(os.environ, UV_NO_CONFIG="1")
+    if CA_BUNDLE.is_file():
+        env.setdefault("SSL_CERT_FILE", str(CA_BUNDLE))
+    return env
+
+
+def uv() -> str:
     uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
     if not Path(uv).exists():
         raise LabError("uv is not installed in the project venv; run ./lab once")
@@ -90,7 +99,7 @@ def compile_lock(profile: Profile, python: str, index: str | None = None) -> str
     """Resolve ``requirements.in`` for the profile's hosts with ``python``; the lock's text."""
     platform = manylinux_platform(profile.glibc())
     argv = [
-        _uv(),
+        uv(),
         "pip",
         "compile",
         str(profile.requirements_in),
@@ -108,11 +117,7 @@ def compile_lock(profile: Profile, python: str, index: str | None = None) -> str
         ":all:",
         *(arg for name in profile.pypi_sdists() for arg in ("--no-binary", name)),
     ]
-    env = dict(os.environ, UV_NO_CONFIG="1")
-    if CA_BUNDLE.is_file():
-        # HTTPS may pass a TLS-inspecting proxy whose CA only the system bundle has
-        env.setdefault("SSL_CERT_FILE", str(CA_BUNDLE))
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run(argv, capture_output=True, text=True, env=uv_env(), check=False)
     if done.returncode != 0:
         raise LabError(
             f"profile {profile.name}: uv could not lock requirements.in for Python {python}:\n"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -97,7 +96,7 @@ def compile_lock(python: str, root: Path = REPO) -> str:
             # uv prefers the pins of an existing output file: a relock moves only what must move
             shutil.copyfile(path, out)
         argv = [
-            pypi._uv(),
+            pypi.uv(),
             "pip",
             "compile",
             "pyproject.toml",
@@ -118,12 +117,10 @@ def compile_lock(python: str, root: Path = REPO) -> str:
             "--output-file",
             str(out),
         ]
-        env = dict(os.environ, UV_NO_CONFIG="1")
-        if pypi.CA_BUNDLE.is_file():
-            # HTTPS may pass a TLS-inspecting proxy whose CA only the system bundle has
-            env.setdefault("SSL_CERT_FILE", str(pypi.CA_BUNDLE))
         # relative inputs, so the lock's "via" comments name no path of this machine
-        done = subprocess.run(argv, cwd=root, capture_output=True, text=True, env=env, check=False)
+        done = subprocess.run(
+            argv, cwd=root, capture_output=True, text=True, env=pypi.uv_env(), check=False
+        )
         if done.returncode != 0:
             raise LabError(
                 f"runtime lock for Python {python}: uv could not resolve:\n{done.stderr}"
