@@ -39,7 +39,8 @@ apt-get download busybox-static >/dev/null 2>&1 || {{
     apt-get update -qq && apt-get download busybox-static >/dev/null; }}
 dpkg-deb -x busybox-static_*.deb pkg
 mkdir -p root/bin root/lib64 root/lib/x86_64-linux-gnu root/tmp root/proc root/sys root/dev
-cp pkg/bin/busybox root/bin/busybox
+# /bin/busybox before the /usr merge of the package (Debian 13, Ubuntu 24.04: /usr/bin/busybox)
+cp "$(ls pkg/bin/busybox pkg/usr/bin/busybox 2>/dev/null | head -n 1)" root/bin/busybox
 for applet in $(root/bin/busybox --list); do
     [ -e "root/bin/$applet" ] || ln -s busybox "root/bin/$applet"
 done
