@@ -79,44 +79,28 @@ class Recipe:
         return f"{IMAGE_REPO}:{self.name}"
 
 
+UBUNTU_COMPONENTS = ("main", "restricted", "universe", "multiverse")
+DEBIAN_COMPONENTS = ("main", "contrib", "non-free", "non-free-firmware")
+
+
+def _ubuntu(name: str, suite: str) -> Recipe:
+    extra = (suite + "-updates", suite + "-security")
+    return Recipe(name, "ubuntu", suite, UBUNTU_COMPONENTS, extra_suites=extra)
+
+
+def _debian(name: str, suite: str) -> Recipe:
+    # Debian's -security suite is served from another archive than the release: not added here
+    return Recipe(name, "debian", suite, DEBIAN_COMPONENTS, extra_suites=(suite + "-updates",))
+
+
 RECIPES: dict[str, Recipe] = {
     r.name: r
     for r in (
-        Recipe(
-            "debian12",
-            "debian",
-            "bookworm",
-            ("main", "contrib", "non-free", "non-free-firmware"),
-            extra_suites=("bookworm-updates",),
-        ),
-        Recipe(
-            "ubuntu1804",
-            "ubuntu",
-            "bionic",
-            ("main", "restricted", "universe", "multiverse"),
-            extra_suites=("bionic-updates", "bionic-security"),
-        ),
-        Recipe(
-            "ubuntu2204",
-            "ubuntu",
-            "jammy",
-            ("main", "restricted", "universe", "multiverse"),
-            extra_suites=("jammy-updates", "jammy-security"),
-        ),
-        Recipe(
-            "ubuntu2404",
-            "ubuntu",
-            "noble",
-            ("main", "restricted", "universe", "multiverse"),
-            extra_suites=("noble-updates", "noble-security"),
-        ),
-        Recipe(
-            "debian13",
-            "debian",
-            "trixie",
-            ("main", "contrib", "non-free", "non-free-firmware"),
-            extra_suites=("trixie-updates",),
-        ),
+        _debian("debian12", "bookworm"),
+        _debian("debian13", "trixie"),
+        _ubuntu("ubuntu1804", "bionic"),
+        _ubuntu("ubuntu2204", "jammy"),
+        _ubuntu("ubuntu2404", "noble"),
     )
 }
 
