@@ -15,8 +15,9 @@ and name paths relative to the repository: the tasks run them from its root.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from gymlab.lab import images, sandbox, scenarios, suite_venv
 from gymlab.lab.ansible import REPO
@@ -31,6 +32,7 @@ LINTERS = {
     "ansible-lint": ANSIBLE_LINT,
 }
 ANSIBLE_LATEST_LOCK = REPO / "ansible-latest.lock"
+T = TypeVar("T")
 # The README's tour, word for word: the sandbox converged with inventories/local as it is, then
 # every check against it. A sandbox the tour created is removed afterwards; one that was there
 # before is left converged.
@@ -93,20 +95,22 @@ def run_suites(
         counts = junit_counts(junit) if junit else Counts()
         run.phases.append(Phase(name, timed.ok, timed.seconds, counts))
 
-    def newest_ansible_or_failed_phase() -> dict[str, str] | None:
-        with phase("ansible-latest venv (~/.cache/gymlab/ansible-latest-venv)") as timed:
+    def venv_phase(name: str, build: Callable[[], T]) -> T | None:
+        """A suite venv built (or found current) in a phase of its own: None, and that phase
+        failed, when it cannot be built; the other suites still run."""
+        with phase(f"{name} venv (~/.cache/gymlab/{name}-venv)") as timed:
             try:
-                return newest_ansible()
-            except LabError as exc:  # a failed phase: the other suites still run
+                return build()
+            except LabError as exc:
                 print(f"gymlab: {exc}", flush=True)
                 timed.ok = False
-        run.phases.append(Phase("ansible-latest venv", False, timed.seconds))
+        run.phases.append(Phase(f"{name} venv", False, timed.seconds))
         return None
 
     if everything:
         for tool, command in LINTERS.items():
             step(f"lint: {tool}", command)
-        latest = newest_ansible_or_failed_phase()
+        latest = venv_phase("ansible-latest", newest_ansible)
         if latest is not None:
             step("lint: ansible-lint (newest ansible-core)", ANSIBLE_LINT, env=latest)
     if unit or e2e or everything:
@@ -114,17 +118,11 @@ def run_suites(
         xml = reports / "pytest.xml"
         step("pytest " + " ".join(paths), f"pytest {' '.join(paths)} -q --junitxml={xml}", xml)
     if sb3 or everything:
-        python: Path | None = None
-        with phase("sb3 venv (~/.cache/gymlab/sb3-venv)") as timed:
-            try:
-                requirements = REPO / "tests" / "sb3" / "requirements.txt"
-                python = suite_venv.ensure("sb3", requirements, REPO / "requirements.lock")
-            except LabError as exc:  # a failed phase: the other suites still run
-                print(f"gymlab: {exc}", flush=True)
-                timed.ok = False
-        if python is None:
-            run.phases.append(Phase("sb3 venv", False, timed.seconds))
-        else:
+        requirements = REPO / "tests" / "sb3" / "requirements.txt"
+        python = venv_phase(
+            "sb3", lambda: suite_venv.ensure("sb3", requirements, REPO / "requirements.lock")
+        )
+        if python is not None:
             # Without Xvnc the remote tests skip with the reason, as tests/e2e do.
             xml = reports / "pytest-sb3.xml"
             command = f"{python} -m pytest tests/sb3 -q -p no:cacheprovider --junitxml={xml}"
@@ -139,7 +137,7 @@ def run_suites(
             env = {"PYTEST_ADDOPTS": f"--junitxml={xml}"}
             title = f"molecule {name}"
             if name in scenarios.NEWEST_ANSIBLE:
-                latest = newest_ansible_or_failed_phase()
+                latest = venv_phase("ansible-latest", newest_ansible)
                 if latest is None:
                     continue
                 env |= latest
