@@ -193,8 +193,6 @@ def _configure_rootfs(root: Path, recipe: Recipe) -> None:
     mirror = first[1]
     lines = [f"deb {mirror} {s} {' '.join(recipe.components)}" for s in (recipe.suite,)]
     for suite in recipe.extra_suites:
-        if suite.endswith("-security") and recipe.distro == "debian":
-            continue
         lines.append(f"deb {mirror} {suite} {' '.join(recipe.components)}")
     sources.write_text("\n".join(lines) + "\n")
     # systemd makes a machine id at first boot when the file is empty.
