@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeGuard
 
+from gymlab.protocol_errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+
 # --- method names -----------------------------------------------------------------
 
 ENV_DESCRIBE = "v0.env.describe"
@@ -101,29 +103,6 @@ class Role(enum.Enum):
 
 
 # --- errors -----------------------------------------------------------------------
-
-
-class ProtocolError(Exception):
-    """Base class of the protocol's errors."""
-
-
-class LocalProtocolError(ProtocolError):
-    """Our own side tried to send something the protocol does not allow now (a bug here)."""
-
-
-class RemoteProtocolError(ProtocolError):
-    """The peer sent a frame that is not a valid v0 message in this state.
-
-    ``parent_message_id`` is the offending message's id when it could be read, so an error
-    reply can point at it; ``fatal`` means the connection must be closed.
-    """
-
-    def __init__(
-        self, message: str, parent_message_id: int | None = None, *, fatal: bool = False
-    ) -> None:
-        super().__init__(message)
-        self.parent_message_id = parent_message_id
-        self.fatal = fatal
 
 
 class MessageTooLarge(RemoteProtocolError):

@@ -261,7 +261,7 @@ class Chromium:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 
-        from gymlab.runtime.local import pdeathsig_preexec
+        from gymlab.procfs import pdeathsig_preexec
 
         home = self._workdir / "chromium"
         home.mkdir(mode=0o700, exist_ok=True)

@@ -33,12 +33,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gymlab.procfs import pid_alive, port_holder, process_start_time
 from gymlab.rewarder.protocol import DEFAULT_MODE, MAX_FPS, MIN_FPS, Mode
 from gymlab.rewarder.server import RewarderServer
 from gymlab.runtime.browser import TASK_HEIGHT, TASK_WIDTH, BrowserHost, is_browser_env, task_page
 from gymlab.runtime.envs import ConfigError, EnvCatalog, make_env
 from gymlab.runtime.host import Backend, EnvHost, render, resolve_keymap
-from gymlab.runtime.local import pid_alive, port_holder, process_start_time
 from gymlab.runtime.xvnc import (
     XvncError,
     XvncOptions,
@@ -50,7 +50,7 @@ from gymlab.runtime.xvnc import (
 if TYPE_CHECKING:
     import gymnasium
 
-    from gymlab.runtime.keymaps import KeyMap
+    from gymlab.keymap import KeyMap
     from gymlab.runtime.xwindow import FrameWindow
 
 log = logging.getLogger("gymlab.runtime")

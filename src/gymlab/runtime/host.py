@@ -15,11 +15,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from gymlab.keymap import KeyMap, KeyMapError, UnknownKeyMap
 from gymlab.rewarder import protocol as p
 from gymlab.rewarder.server import RequestRejected, RewarderServer
 from gymlab.rewarder.spaces import UnsupportedSpace, action_from_json, space_to_json
 from gymlab.runtime.envs import ConfigError, EnvCatalog, make_env
-from gymlab.runtime.keymaps import KeyMap, KeyMapError, UnknownKeyMap, env_keymap, load_keymap_file
+from gymlab.runtime.keymaps import env_keymap, load_keymap_file
 
 if TYPE_CHECKING:
     import gymnasium
