@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from gymlab.rewarder import protocol as p
 from gymlab.rewarder.auth import FailedAttemptLimiter
+from gymlab.rewarder.backend import EpisodeStart, RequestRejected, Transition
 from gymlab.rewarder.client import (
     RewarderClient,
     RewarderConnectionLost,
@@ -26,7 +27,6 @@ from gymlab.rewarder.client import (
     RewarderRequestError,
     RewarderTimeout,
 )
-from gymlab.rewarder.backend import EpisodeStart, RequestRejected, Transition
 from gymlab.rewarder.server import RewarderServer
 
 PASSWORD = "open-sesame"
@@ -44,6 +44,7 @@ class CountingBackend:
         self.reset_delay = 0.0
         self.step_delay = 0.0
         self.steps_served = 0
+        self.fail_reset = False
         self._requested = False
 
     def describe(self) -> p.Describe:
@@ -62,6 +63,8 @@ class CountingBackend:
 
     async def reset(self, seed: int | None) -> EpisodeStart:
         await asyncio.sleep(self.reset_delay)
+        if self.fail_reset:
+            raise RuntimeError("the env could not reset")
         if self._requested:
             self.frame += 1
         self._requested = False
@@ -131,6 +134,32 @@ def test_client_conversation() -> None:
             with pytest.raises(RewarderRequestError, match=r"internal error: RuntimeError"):
                 await client.step("boom")
             assert await client.ping() > 0  # still served
+        finally:
+            await client.close()
+            await server.close()
+
+    run(main())
+
+
+def test_a_failed_reset_stops_the_episode_until_a_reset_succeeds() -> None:
+    async def main() -> None:
+        backend, server = start_server()
+        await server.start()
+        client = await RewarderClient.connect("127.0.0.1", server.port, PASSWORD, timeout=5)
+        try:
+            backend.fail_reset = True
+            with pytest.raises(RewarderRequestError, match=r"internal error: RuntimeError"):
+                await client.reset()
+            assert server.episode.phase is p.Phase.RESETTING
+            with pytest.raises(RewarderRequestError, match=r"the last reset failed"):
+                await client.step(1)
+            assert backend.steps_served == 0
+            backend.fail_reset = False
+            assert await client.reset() == 3  # the failed one used episode 2
+            assert (await client.step(1)).episode_id == 3
+            await client.step(1)
+            ended = await client.step(1, autoreset=False)
+            assert ended.terminated and server.episode.phase is p.Phase.ENDED
         finally:
             await client.close()
             await server.close()

@@ -81,8 +81,9 @@ class Backend:
         """The display runs: show the first frame on it."""
         raise NotImplementedError
 
-    def describe(self) -> p.Describe:
-        raise NotImplementedError
+    def describe_extras(self) -> dict[str, Any]:
+        """This backend's own describe fields (its action space, key map, ...)."""
+        return {}
 
     async def switch(self, env_id: str, seed: int | None) -> None:
         """Serve ``env_id`` from the next reset on; :class:`RequestRejected` if it cannot."""
@@ -110,6 +111,18 @@ class Backend:
         self._env_thread.shutdown(wait=True, cancel_futures=True)
 
     # shared by every backend
+
+    def describe(self) -> p.Describe:
+        """The describe every backend gives (the server fills in the episode)."""
+        width, height = self.frame_size
+        return p.Describe(
+            env_id=self.env_id,
+            fps=self.fps,
+            frame_shape=(height, width, 3),
+            mode=self.mode,
+            frame=self.frame,
+            **self.describe_extras(),
+        )
 
     async def prepare_reset(self, request: p.Reset) -> None:
         """A reset may change the real-time frame rate and switch env (before it starts)."""

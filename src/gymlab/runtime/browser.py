@@ -466,15 +466,8 @@ class BrowserBackend(Backend):
 
     # results
 
-    def describe(self) -> p.Describe:
-        return p.Describe(
-            env_id=self.env_id,
-            fps=self.fps,
-            action_space=space_to_json(self.space),
-            frame_shape=(TASK_HEIGHT, TASK_WIDTH, 3),
-            mode=self.mode,
-            frame=self.frame,
-        )
+    def describe_extras(self) -> dict[str, Any]:
+        return {"action_space": space_to_json(self.space)}
 
     async def switch(self, env_id: str, seed: int | None) -> None:
         if not is_browser_env(env_id):

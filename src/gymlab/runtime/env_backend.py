@@ -151,19 +151,13 @@ class EnvBackend(Backend):
 
     # results
 
-    def describe(self) -> p.Describe:
-        """Describe with gymlab's action_space / frame_shape / mode extras."""
-        width, height = self.frame_size
-        return p.Describe(
-            env_id=self.env_id,
-            fps=self.fps,
-            action_space=space_to_json(self.env.action_space),
-            observation_space=self._observation_space,
-            frame_shape=(height, width, 3),
-            mode=self.mode,
-            frame=self.frame,
-            keys=self.keymap.to_json() if self.keymap else None,
-        )
+    def describe_extras(self) -> dict[str, Any]:
+        """The action space, the observation space when it is pushed, the key map."""
+        return {
+            "action_space": space_to_json(self.env.action_space),
+            "observation_space": self._observation_space,
+            "keys": self.keymap.to_json() if self.keymap else None,
+        }
 
     async def switch(self, env_id: str, seed: int | None) -> None:
         """Build ``env_id`` and reset it; adopt it if its frames fit the display."""

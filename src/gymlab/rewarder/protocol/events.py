@@ -6,23 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
+from gymlab.rewarder.protocol import constants as c
 from gymlab.rewarder.protocol import fields as f
-from gymlab.rewarder.protocol.constants import (
-    CONNECTION_CLOSE,
-    CONTROL_PING,
-    ENV_DESCRIBE,
-    ENV_OBSERVATION,
-    ENV_RESET,
-    ENV_REWARD,
-    ENV_STEP,
-    ENV_TEXT,
-    REPLY_CONTROL_PING,
-    REPLY_ENV_RESET,
-    REPLY_ENV_STEP,
-    REPLY_ERROR,
-    EnvState,
-    Mode,
-)
 from gymlab.rewarder.protocol.fields import Rule
 
 
@@ -74,7 +59,7 @@ class Event:
 class Reset(Event):
     """``v0.env.reset`` (C→S): reset, possibly switching env; ``episode_id`` is a hint."""
 
-    METHOD = ENV_RESET
+    METHOD = c.ENV_RESET
     BODY = {"env_id": f.ENV_ID, "seed": f.SEED, "fps": f.FPS}
     EPISODE = f.EPISODE_HINT
 
@@ -94,7 +79,7 @@ class Step(Event):
     gets, lets the runtime reset by itself.
     """
 
-    METHOD = ENV_STEP
+    METHOD = c.ENV_STEP
     BODY = {"action": replace(f.ANY, required=True, nullable=False), "autoreset": f.AUTORESET}
 
     action: Any = None
@@ -105,7 +90,7 @@ class Step(Event):
 class Ping(Event):
     """``v0.control.ping`` (C→S)."""
 
-    METHOD = CONTROL_PING
+    METHOD = c.CONTROL_PING
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,7 +103,7 @@ class Describe(Event):
     extras; a Universe server sends none of them.
     """
 
-    METHOD = ENV_DESCRIBE
+    METHOD = c.ENV_DESCRIBE
     BODY = {
         "env_id": f.ENV_ID,
         "env_state": f.STATE,
@@ -133,12 +118,12 @@ class Describe(Event):
     EPISODE = f.EPISODE_ID
 
     env_id: str | None = None
-    env_state: EnvState | None = None
+    env_state: c.EnvState | None = None
     fps: float | None = None
     action_space: dict[str, Any] | None = None
     observation_space: dict[str, Any] | None = None
     frame_shape: tuple[int, int, int] | None = None
-    mode: Mode | None = None
+    mode: c.Mode | None = None
     frame: int | None = None
     keys: dict[str, Any] | None = None
     episode_id: int | None = None
@@ -178,7 +163,7 @@ class Reward(StepResult):
     ``terminated`` is ``done`` and ``truncated`` is false.
     """
 
-    METHOD = ENV_REWARD
+    METHOD = c.ENV_REWARD
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,7 +175,7 @@ class StepReply(StepResult):
     episode's and ``info`` names ``terminal_frame`` and ``terminal_episode_id``.
     """
 
-    METHOD = REPLY_ENV_STEP
+    METHOD = c.REPLY_ENV_STEP
     BODY = {**StepResult.BODY, "frame": replace(f.FRAME, required=True)}
 
 
@@ -198,7 +183,7 @@ class StepReply(StepResult):
 class ResetReply(Event):
     """``v0.reply.env.reset`` (S→C): the reset frame is drawn; the new episode runs."""
 
-    METHOD = REPLY_ENV_RESET
+    METHOD = c.REPLY_ENV_RESET
     BODY = {"frame": f.FRAME}
     EPISODE = replace(f.EPISODE_ID, required=True)
 
@@ -210,7 +195,7 @@ class ResetReply(Event):
 class Text(Event):
     """``v0.env.text`` (S→C): free text for the agent."""
 
-    METHOD = ENV_TEXT
+    METHOD = c.ENV_TEXT
     BODY = {"text": f.TEXT}
     EPISODE = f.EPISODE_ID
 
@@ -222,7 +207,7 @@ class Text(Event):
 class Observation(Event):
     """``v0.env.observation`` (S→C): the env's own observation as JSON (small spaces)."""
 
-    METHOD = ENV_OBSERVATION
+    METHOD = c.ENV_OBSERVATION
     BODY = {"observation": f.ANY}
     EPISODE = f.EPISODE_ID
 
@@ -234,14 +219,14 @@ class Observation(Event):
 class PingReply(Event):
     """``v0.reply.control.ping`` (S→C); ``headers.parent_runtime`` is the server's time."""
 
-    METHOD = REPLY_CONTROL_PING
+    METHOD = c.REPLY_CONTROL_PING
 
 
 @dataclass(frozen=True, kw_only=True)
 class ErrorReply(Event):
     """``v0.reply.error`` (S→C): the request with ``parent_message_id`` failed."""
 
-    METHOD = REPLY_ERROR
+    METHOD = c.REPLY_ERROR
     BODY = {"message": f.TEXT}
 
     message: str = ""
@@ -253,7 +238,7 @@ class ErrorReply(Event):
 class Close(Event):
     """``v0.connection.close`` (S→C): the server closes the connection right after."""
 
-    METHOD = CONNECTION_CLOSE
+    METHOD = c.CONNECTION_CLOSE
     BODY = {"message": f.TEXT}
 
     message: str = ""
