@@ -220,24 +220,7 @@ class Runtime:
         event_fd: int | None = None
         try:
             workdir = self.workdir = make_workdir()
-            xauth = _write_secret(workdir / "Xauthority", xauthority_bytes(secrets.token_bytes(16)))
-            passwd = _write_secret(workdir / "vncpasswd", vnc_password_file_bytes(config.password))
-            if len(config.password) > 8:
-                log.warning("VNC uses only the first 8 characters of the password")
-            width, height = backend.frame_size
-            xvnc = XvncProcess(
-                XvncOptions(
-                    width=width,
-                    height=height,
-                    vnc_port=config.vnc_port,
-                    password_file=passwd,
-                    bind=config.bind,
-                    display=config.display,
-                    executable=config.xvnc_executable,
-                    xauthority=xauth,
-                    cursor=backend.shows_cursor,
-                )
-            )
+            xvnc, xauth = self._xvnc(workdir, backend)
             await xvnc.start()
             self.display = xvnc.display
             await backend.attach(Display(xvnc.display_name, xauth, workdir))
@@ -280,25 +263,7 @@ class Runtime:
             tasks = [xvnc_exit, stop]
             if mode is Mode.REALTIME:
                 tasks.append(asyncio.create_task(backend.run_clock(server.tick)))
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task not in (stop, xvnc_exit) and task.exception() is not None:
-                    self._fail(f"runtime failed: {task.exception()!r}")
-            if not self._stop_requested and (xvnc_exit in done or self._failure is not None):
-                # A dead Xvnc is the usual cause of X errors: give it a moment to show,
-                # and give a stop request sent along with Xvnc's death time to arrive.
-                await asyncio.wait([xvnc_exit], timeout=1.0)
-                deadline = loop.time() + self.STOP_GRACE
-                while not self._stop_requested and loop.time() < deadline:
-                    await asyncio.sleep(0.01)
-            if self._stop_requested:
-                log.info("stopping")
-                return 0
-            if xvnc_exit.done():
-                log.error("Xvnc exited unexpectedly (code %s); stopping", xvnc_exit.result())
-            else:
-                log.error("%s; stopping", self._failure)
-            return 1
+            return await self._serve(tasks, xvnc_exit, stop)
         except XvncError as exc:
             log.error("%s", exc)
             return 1
@@ -314,6 +279,52 @@ class Runtime:
                 await xvnc.stop()
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
+
+    def _xvnc(self, workdir: Path, backend: Backend) -> tuple[XvncProcess, Path]:
+        """Xvnc for ``backend``'s frame size, with its password and X cookie in ``workdir``."""
+        config = self.config
+        xauth = _write_secret(workdir / "Xauthority", xauthority_bytes(secrets.token_bytes(16)))
+        passwd = _write_secret(workdir / "vncpasswd", vnc_password_file_bytes(config.password))
+        if len(config.password) > 8:
+            log.warning("VNC uses only the first 8 characters of the password")
+        width, height = backend.frame_size
+        options = XvncOptions(
+            width=width,
+            height=height,
+            vnc_port=config.vnc_port,
+            password_file=passwd,
+            bind=config.bind,
+            display=config.display,
+            executable=config.xvnc_executable,
+            xauthority=xauth,
+            cursor=backend.shows_cursor,
+        )
+        return XvncProcess(options), xauth
+
+    async def _serve(
+        self, tasks: list[asyncio.Task[Any]], xvnc_exit: asyncio.Task[Any], stop: asyncio.Task[Any]
+    ) -> int:
+        """Serve until a stop request, Xvnc's death or a failure; returns the exit code."""
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task not in (stop, xvnc_exit) and task.exception() is not None:
+                self._fail(f"runtime failed: {task.exception()!r}")
+        if not self._stop_requested and (xvnc_exit in done or self._failure is not None):
+            # A dead Xvnc is the usual cause of X errors: give it a moment to show,
+            # and give a stop request sent along with Xvnc's death time to arrive.
+            await asyncio.wait([xvnc_exit], timeout=1.0)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.STOP_GRACE
+            while not self._stop_requested and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+        if self._stop_requested:
+            log.info("stopping")
+            return 0
+        if xvnc_exit.done():
+            log.error("Xvnc exited unexpectedly (code %s); stopping", xvnc_exit.result())
+        else:
+            log.error("%s; stopping", self._failure)
+        return 1
 
 
 def _write_secret(path: Path, data: bytes) -> Path:
