@@ -20,7 +20,7 @@ VENV_BIN = Path(sys.executable).parent
 os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
 
 from gymlab.lab import ansible, docker, images, sandbox, suites  # noqa: E402
-from gymlab.lab.errors import LabError  # noqa: E402
+from gymlab.lab.errors import LabError, error_line  # noqa: E402
 from gymlab.lab.report import phase  # noqa: E402
 
 DEFAULT_INVENTORY = REPO / "inventories" / "local"
@@ -34,7 +34,7 @@ def one_line_errors(func):
         try:
             return func(*args, **kwargs)
         except LabError as exc:
-            raise Exit(f"gymlab: {exc}", code=1) from None
+            raise Exit(error_line(exc), code=1) from None
 
     return wrapper
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from gymlab.envs import conda, pypi
 from gymlab.envs.profiles import ENVS_DIR, Profile, all_profiles, get
-from gymlab.lab.errors import LabError
+from gymlab.lab.errors import one_line_exit
 
 NO_CHANNEL = (
     "conda part not locked: it needs a conda channel, none is reachable here; in a lab run "
@@ -99,6 +99,7 @@ def stale(profile: Profile) -> list[str]:
     return problems
 
 
+@one_line_exit
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gymlab.envs.locking")
     parser.add_argument("--envs-dir", type=Path, default=ENVS_DIR)
@@ -107,25 +108,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=["conda", "pypi"], help="lock this part only")
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        profiles = (
-            [get(n, args.envs_dir) for n in args.env] if args.env else all_profiles(args.envs_dir)
-        )
-        if args.check:
-            problems = [p for prof in profiles for p in stale(prof)]
-            for line in problems:
-                print(f"stale: {line}")
-            for line in (u for prof in profiles for u in unlocked(prof)):
-                print(f"not locked: {line}")
-            if not problems:
-                print(f"locks current: {', '.join(p.name for p in profiles)}")
-            return 1 if problems else 0
-        for prof in profiles:
-            for line in lock(prof, args.channel, only=args.part):
-                print(line)
-    except LabError as exc:
-        print(f"gymlab: {exc}", file=sys.stderr)
-        return 1
+    profiles = (
+        [get(n, args.envs_dir) for n in args.env] if args.env else all_profiles(args.envs_dir)
+    )
+    if args.check:
+        problems = [p for prof in profiles for p in stale(prof)]
+        for line in problems:
+            print(f"stale: {line}")
+        for line in (u for prof in profiles for u in unlocked(prof)):
+            print(f"not locked: {line}")
+        if not problems:
+            print(f"locks current: {', '.join(p.name for p in profiles)}")
+        return 1 if problems else 0
+    for prof in profiles:
+        for line in lock(prof, args.channel, only=args.part):
+            print(line)
     return 0
 
 

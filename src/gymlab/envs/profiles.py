@@ -34,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from gymlab.lab.errors import LabError
+from gymlab.lab.errors import LabError, one_line_exit
 
 ENVS_DIR = Path(__file__).resolve().parents[3] / "envs"
 PLATFORM = "linux-64"
@@ -293,6 +293,7 @@ def get(name: str, envs_dir: Path = ENVS_DIR) -> Profile:
     return profiles[name]
 
 
+@one_line_exit
 def main(argv: list[str] | None = None) -> int:
     """``python -m gymlab.envs.profiles [--envs-dir D] [--python X.Y] NAME...``: the profiles
     as JSON, each with its lock for a host whose python3 is X.Y."""
@@ -301,12 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", metavar="X.Y", help="the host's python3 version")
     parser.add_argument("names", nargs="+")
     args = parser.parse_args(argv)
-    try:
-        described = [get(n, args.envs_dir).describe(args.python) for n in args.names]
-        print(json.dumps(described))
-    except LabError as exc:
-        print(f"gymlab: {exc}", file=sys.stderr)
-        return 1
+    described = [get(n, args.envs_dir).describe(args.python) for n in args.names]
+    print(json.dumps(described))
     return 0
 
 

@@ -30,7 +30,7 @@ else:  # a Python 3.10 control machine: pytest brings tomli there
     import tomli as tomllib
 
 from gymlab.envs import pypi
-from gymlab.lab.errors import LabError
+from gymlab.lab.errors import LabError, one_line_exit
 
 REPO = Path(__file__).resolve().parents[3]
 #: Host Pythons (X.Y) that get a runtime lock: Ubuntu 22.04's 3.10 to Debian 13's 3.13.
@@ -143,6 +143,7 @@ def write_lock(python: str, root: Path = REPO) -> Path:
     return path
 
 
+@one_line_exit
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gymlab.lab.runtime_locks")
     parser.add_argument(
@@ -152,20 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=REPO, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     pythons = args.python or list(PYTHONS)
-    try:
-        if args.check:
-            problems = [p for p in (problem(py, args.root) for py in pythons) if p]
-            for line in problems:
-                print(f"stale: {line}")
-            if not problems:
-                print(f"runtime locks current: {', '.join(pythons)}")
-            return 1 if problems else 0
-        for python in pythons:
-            path = write_lock(python, args.root)
-            print(f"runtime: wrote {path.relative_to(args.root)}")
-    except LabError as exc:
-        print(f"gymlab: {exc}", file=sys.stderr)
-        return 1
+    if args.check:
+        problems = [p for p in (problem(py, args.root) for py in pythons) if p]
+        for line in problems:
+            print(f"stale: {line}")
+        if not problems:
+            print(f"runtime locks current: {', '.join(pythons)}")
+        return 1 if problems else 0
+    for python in pythons:
+        path = write_lock(python, args.root)
+        print(f"runtime: wrote {path.relative_to(args.root)}")
     return 0
 
 
