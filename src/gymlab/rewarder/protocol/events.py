@@ -99,7 +99,7 @@ class Describe(Event):
 
     ``action_space``, ``observation_space`` (JSON forms of the env's spaces, see
     :mod:`gymlab.rewarder.spaces`), ``frame_shape``, ``mode``, ``frame`` and ``keys`` (the
-    real-time key map, in :meth:`gymlab.runtime.keymaps.KeyMap.to_json`'s form) are gymlab
+    real-time key map, in :meth:`gymlab.keymap.KeyMap.to_json`'s form) are gymlab
     extras; a Universe server sends none of them.
     """
 
