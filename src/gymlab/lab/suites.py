@@ -42,10 +42,11 @@ TOUR_CLEANUP = "./lab sandbox down"
 
 
 class Runner(Protocol):
-    """Runs one shell command, as ``Context.run(command, warn=True, env={...})`` does: the
-    result's ``ok`` says whether it exited 0."""
+    """Runs shell commands as invoke's ``Context.run`` does."""
 
-    def __call__(self, command: str, **kwargs: Any) -> Any: ...
+    def __call__(self, command: str, **kwargs: Any) -> Any:
+        """Run ``command`` (``warn=True, env={...}`` as ``Context.run`` takes them); the
+        result's ``ok`` says whether it exited 0."""
 
 
 def newest_ansible() -> dict[str, str]:
