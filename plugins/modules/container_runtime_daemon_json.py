@@ -34,6 +34,18 @@ options:
 author: gymlab maintainers (@gymlab)
 """
 
+EXAMPLES = r"""
+- name: Remap container root and register the nvidia runtime, keeping every other key
+  gymlab.lab.container_runtime_daemon_json:
+    settings:
+      userns-remap: dockremap
+      runtimes:
+        nvidia:
+          path: nvidia-container-runtime
+    remove: [default-runtime]
+  register: daemon_json
+"""
+
 RETURN = r"""
 config:
   description: The merged configuration.
