@@ -144,6 +144,8 @@ def lint(c):
         "molecule": "run the molecule scenarios (real systemd host containers)",
         "scenario": "molecule scenario(s) to run (repeatable; default: all)",
         "tour": "the README's tour: provision the sandbox, verify it (0 failed), remove it if new",
+        "collection": "the built collection: ansible-test sanity (both ansible-cores), "
+        "galaxy-importer, the changelog, the consumer playbooks",
         "reports": "directory for JUnit XML reports (default: reports/)",
     },
     iterable=["scenario"],
@@ -157,10 +159,11 @@ def test(
     molecule=False,
     scenario=None,
     tour=False,
+    collection=False,
     reports="reports",
 ):
-    """Run the test suites (none selected: lint, unit, e2e, sb3, molecule, the tour), then a
-    summary."""
+    """Run the test suites (none selected: lint, unit, e2e, sb3, collection, molecule, the
+    tour), then a summary."""
     os.chdir(REPO)
     run = suites.run_suites(
         c.run,
@@ -171,6 +174,7 @@ def test(
         molecule=molecule,
         scenario=scenario,
         tour=tour,
+        collection=collection,
     )
     if not run.ok:
         raise Exit(code=1)

@@ -1,3 +1,4 @@
+# Copyright (c) 2026 gymlab contributors; MIT License (see LICENSE in the collection)
 """Ansible callback: write the first failed task (host, task, message) as JSON to a file.
 
 The invoke tasks read it to end a failed run with one line that says what failed, while the
@@ -6,11 +7,6 @@ normal Ansible output still streams as progress.
 
 from __future__ import annotations
 
-import json
-import os
-
-from ansible.plugins.callback import CallbackBase
-
 DOCUMENTATION = """
 name: gymlab_failure
 type: aggregate
@@ -18,6 +14,11 @@ short_description: record the first failure for gymlab's one-line summary
 description: Writes host, task and message of the first failed task to $GYMLAB_FAILURE_FILE.
 requirements: [GYMLAB_FAILURE_FILE set in the environment]
 """
+
+import json
+import os
+
+from ansible.plugins.callback import CallbackBase
 
 
 class CallbackModule(CallbackBase):

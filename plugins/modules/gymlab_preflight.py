@@ -1,5 +1,11 @@
 #!/usr/bin/python
+# Copyright (c) 2026 gymlab contributors; MIT License (see LICENSE in the collection)
 """Documentation of the gymlab_preflight action (it runs on the controller: plugins/action)."""
+
+# ansible-core 2.16's sanity test still asks every module for this boilerplate
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
 
 DOCUMENTATION = r"""
 ---
@@ -17,12 +23,12 @@ options:
     description: Hosts to check; default the play's hosts (C(ansible_play_hosts_all)).
     type: list
     elements: str
-author: gymlab
+author: gymlab maintainers (@gymlab)
 """
 
 EXAMPLES = r"""
 - name: Check the inventory before touching hosts
-  gymlab_preflight:
+  gymlab.lab.gymlab_preflight:
   run_once: true
   delegate_to: localhost
 """

@@ -1,13 +1,12 @@
 #!/usr/bin/python
+# Copyright (c) 2026 gymlab contributors; MIT License (see LICENSE in the collection)
 # Runs on the managed host: keep it Python 3.6 compatible (Ubuntu 18.04).
 """Put one sha256-pinned file in place (the roles' one artifact fetch; see the action plugin)."""
 
-import hashlib
-import os
-import tempfile
+# ansible-core 2.16's sanity test still asks every module for this boilerplate
+from __future__ import absolute_import, division, print_function
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.urls import fetch_url
+__metaclass__ = type
 
 DOCUMENTATION = r"""
 module: pinned_artifact
@@ -23,7 +22,8 @@ description:
     O(mode) are corrected), so runs after the first transfer nothing.
   - A mismatch fails the task with one line naming the source, the pinned and the actual
     sha256, and leaves O(dest) untouched.
-  - Supports check mode (nothing is downloaded or copied; RV(changed) says whether it would be).
+  - Without O(mode) a new O(dest) gets mode C(0644).
+  - Supports check mode (nothing is downloaded or copied; C(changed) says whether it would be).
 options:
   url:
     description: Where the host downloads the file from. Exactly one of O(url) and O(src).
@@ -41,20 +41,25 @@ options:
     description: The pinned sha256 of the file, 64 hex digits.
     type: str
     required: true
-  owner:
-    description: Owner of O(dest).
-    type: str
-  group:
-    description: Group of O(dest).
-    type: str
-  mode:
-    description: Mode of O(dest), as a quoted octal string such as C("0644").
-    type: raw
   timeout:
     description: Seconds a download may stall before it fails.
     type: int
     default: 30
-author: gymlab
+  _source:
+    description:
+      - Internal, set by the action plugin for O(src) copies - the control-machine path the
+        content came from, named in messages instead of the temporary copy on the host.
+    type: str
+  _probe:
+    description:
+      - Internal, set by the action plugin - only report whether O(dest) already has the pinned
+        content (RV(needs_content)), transfer nothing.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  # owner, group, mode, the SELinux context, attributes: O(dest)'s, via add_file_common_args
+  - ansible.builtin.files
+author: gymlab maintainers (@gymlab)
 """
 
 EXAMPLES = r"""
@@ -81,7 +86,18 @@ source:
   description: The URL or control-machine path the content came from (or would come from).
   returned: always
   type: str
+needs_content:
+  description: True when O(_probe) found O(dest) without the pinned content.
+  returned: when O(_probe) is set, not in check mode, and O(dest) lacks the pinned content
+  type: bool
 """
+
+import hashlib
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import fetch_url
 
 CHUNK = 1024 * 1024
 
@@ -161,11 +177,11 @@ def main():
         file_args = module.load_file_common_arguments(params, path=dest)
         result["changed"] = module.set_fs_attributes_if_different(file_args, False)
         module.exit_json(sha256=expected, **result)
+    if params["_probe"] and not module.check_mode:
+        module.exit_json(needs_content=True, **result)  # a question: nothing changed yet
     result["changed"] = True  # from here on dest gets (or would get) new content
     if module.check_mode:
         module.exit_json(**result)
-    if params["_probe"]:
-        module.exit_json(needs_content=True, **dict(result, changed=False))
 
     try:
         temp, actual = stage(module, dest)

@@ -808,7 +808,9 @@ def web_rows(g: dict[str, Any] | None) -> list[Row]:
         ratio = result[key] / base[key] if base[key] else float("nan")
         return f"{result[key]:.1f}/s = {ratio:.2f}x in-process"
 
-    ok = lambda result: f", {result['success']:.0%} solved"  # noqa: E731
+    def ok(result: dict[str, Any]) -> str:
+        return f", {result['success']:.0%} solved"
+
     return [
         Row("g", f"{WEB_TASK}, MiniWoB++ in-process (Selenium)",
             f"{base['episodes_per_s']:.1f} episodes/s{ok(base)}, "
@@ -883,7 +885,7 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="benchmark remote envs against in-process Gymnasium",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=__doc__.split("\n\n", maxsplit=1)[0] if __doc__ else None,
     )
     parser.add_argument("--quick", action="store_true", help="short sections (< 60 s in all)")
     parser.add_argument("--seconds", type=float, help="seconds per section (default 10, quick 2)")

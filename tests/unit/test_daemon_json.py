@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 MODULE_PATH = (
-    Path(__file__).resolve().parents[2]
-    / "roles/container_runtime/library/container_runtime_daemon_json.py"
+    Path(__file__).resolve().parents[2] / "plugins/modules/container_runtime_daemon_json.py"
 )
 _spec = importlib.util.spec_from_file_location("container_runtime_daemon_json", MODULE_PATH)
 dj = importlib.util.module_from_spec(_spec)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gymlab.lab import images, sandbox, scenarios, suite_venv, suites
+from gymlab.lab import collection, images, sandbox, scenarios, suite_venv, suites
 from gymlab.lab.errors import LabError
 from gymlab.lab.report import Counts
 
@@ -50,7 +50,39 @@ def no_builds(monkeypatch) -> list[str]:
     built: list[str] = []
     monkeypatch.setattr(suite_venv, "ensure", lambda *args, **kwargs: SB3_PYTHON)
     monkeypatch.setattr(images, "build", lambda recipe, **kwargs: built.append(recipe.name))
+    # the collection phase's tarball: a name, nothing built, installed or copied
+    monkeypatch.setattr(collection, "build", lambda out, **kwargs: out / TARBALL)
+    monkeypatch.setattr(collection, "install", lambda tarball, path, **kwargs: path / "lab")
+    monkeypatch.setattr(collection, "install_get_pip_standin", lambda root: root)
+    monkeypatch.setattr(collection, "ansible_test_root", lambda bin_dir: bin_dir)
     return built
+
+
+TARBALL = "gymlab-lab-0.1.0.tar.gz"
+COLLECTION_PHASES = [
+    "collection: ansible-test sanity (ansible-core 2.16)",
+    "collection: ansible-test sanity (newest ansible-core)",
+    "collection: galaxy-importer",
+    "collection: CHANGELOG.md renders changelogs/",
+    "collection: consumer playbooks on the tarball",
+]
+
+
+def test_the_collection_phase_checks_one_tarball_under_both_ansibles(tmp_path):
+    runner = FakeRunner(failing=("sanity --local",))
+    run = suites.run_suites(runner, tmp_path, collection=True)
+    assert names(run) == COLLECTION_PHASES
+    assert [p.name for p in run.phases if not p.ok] == COLLECTION_PHASES[:2]
+    sanity = [c for c in runner.commands if "ansible-test sanity --local" in c]
+    assert len(sanity) == 2 and len({c.split(" && ")[0] for c in sanity}) == 1
+    assert {c.split(" && ")[1].split()[0] for c in sanity} == {
+        f"{Path(suites.sys.executable).parent}/ansible-test",
+        f"{SB3_PYTHON.parent}/ansible-test",
+    }
+    importer, consumer = runner.calls[2][0], runner.calls[4]
+    tarball = importer.split()[-1]
+    assert tarball.endswith(TARBALL)
+    assert consumer[1]["env"] == {"GYMLAB_COLLECTION_TARBALL": tarball}
 
 
 @pytest.fixture(autouse=True)
@@ -94,6 +126,7 @@ def test_no_selection_runs_every_suite_in_order(tmp_path, no_builds):
         f"pytest tests/unit tests/e2e -q --junitxml={tmp_path / 'pytest.xml'}",
         f"{SB3_PYTHON} -m pytest tests/sb3 -q -p no:cacheprovider"
         f" --junitxml={tmp_path / 'pytest-sb3.xml'}",
+        *runner.commands[6:11],  # the collection phase (its own test)
         *(f"molecule test -s {name}" for name in known),
         "./lab provision --host sandbox",
         f"./lab verify --host sandbox --reports {tmp_path}",
@@ -104,6 +137,7 @@ def test_no_selection_runs_every_suite_in_order(tmp_path, no_builds):
         "lint: ansible-lint (newest ansible-core)",
         "pytest tests/unit tests/e2e",
         "pytest tests/sb3",
+        *COLLECTION_PHASES,
         *(
             f"molecule {name}"
             + (" (newest ansible-core)" if name in scenarios.NEWEST_ANSIBLE else "")

@@ -64,8 +64,9 @@ def fetch(
         pythons = sorted({profile.lock_python(p) for p in host_pythons})
     else:
         pythons = list(profile.pythons())
-    # a list, not any(...) of a generator: every folder is filled
-    return any([_fetch_lock(profile, python, out) for python in pythons])
+    # every folder is filled before the answer (any() of a generator would stop at the first)
+    fetched = [_fetch_lock(profile, python, out) for python in pythons]
+    return any(fetched)
 
 
 def _fetch_lock(profile: Profile, python: str, out: Path) -> bool:

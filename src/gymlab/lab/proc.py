@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
 from gymlab.lab.errors import LabError
 
@@ -18,6 +19,7 @@ def run(
     timeout: float | None = None,
     capture: bool = True,
     env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> str:
     """Run ``argv``; return its stdout, or raise LabError naming ``what`` failed and why."""
     try:
@@ -27,6 +29,7 @@ def run(
             capture_output=capture,
             timeout=timeout,
             env=env,
+            cwd=cwd,
             check=False,
         )
     except FileNotFoundError as exc:

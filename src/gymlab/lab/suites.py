@@ -15,10 +15,13 @@ and name paths relative to the repository: the tasks run them from its root.
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from gymlab.lab import collection as galaxy
 from gymlab.lab import images, sandbox, scenarios, suite_venv
 from gymlab.lab.ansible import REPO
 from gymlab.lab.errors import LabError
@@ -42,10 +45,11 @@ TOUR_CLEANUP = "./lab sandbox down"
 
 
 class Runner(Protocol):
-    """Runs one shell command, as ``Context.run(command, warn=True, env={...})`` does: the
-    result's ``ok`` says whether it exited 0."""
+    """Runs shell commands as invoke's ``Context.run`` does."""
 
-    def __call__(self, command: str, **kwargs: Any) -> Any: ...
+    def __call__(self, command: str, **kwargs: Any) -> Any:
+        """Run ``command`` (``warn=True, env={...}`` as ``Context.run`` takes them); the
+        result's ``ok`` says whether it exited 0."""
 
 
 def newest_ansible() -> dict[str, str]:
@@ -78,11 +82,13 @@ def run_suites(
     molecule: bool = False,
     scenario: list[str] | None = None,
     tour: bool = False,
+    collection: bool = False,
 ) -> SuiteRun:
-    """Run the selected suites (none selected: lint, unit, e2e, sb3, molecule, tour), JUnit
+    """Run the selected suites (none selected: lint, unit, e2e, sb3, collection, molecule,
+    tour), JUnit
     files under ``reports``; print the summary and return the run. A failed phase does not stop
     the others; an unknown scenario (LabError) stops the run before any."""
-    everything = not (unit or e2e or sb3 or molecule or tour)
+    everything = not (unit or e2e or sb3 or molecule or tour or collection)
     selected = scenarios.select(scenario)
     reports.mkdir(parents=True, exist_ok=True)
     run = SuiteRun()
@@ -127,6 +133,8 @@ def run_suites(
             xml = reports / "pytest-sb3.xml"
             command = f"{python} -m pytest tests/sb3 -q -p no:cacheprovider --junitxml={xml}"
             step("pytest tests/sb3", command, xml, {"PYTHONPATH": str(REPO / "src")})
+    if collection or everything:
+        collection_phases(step, venv_phase, run, reports)
     if molecule or everything:
         with phase("base images"):
             for recipe in images.resolve(sorted({i for s in selected.values() for i in s})):
@@ -152,3 +160,45 @@ def run_suites(
             step("tour: remove the sandbox it created", TOUR_CLEANUP)
     print(run.summary(), flush=True)
     return run
+
+
+def collection_phases(step: Callable, venv_phase: Callable, run: SuiteRun, reports: Path) -> None:
+    """The collection as Galaxy and ansible-test see it, all on one built tarball installed into
+    a collections path outside the repository: ansible-test sanity (every test that runs
+    without Docker) under the project venv's ansible-core and the newest, Galaxy's importer,
+    CHANGELOG.md against changelogs/, and the consumer playbooks (tests/unit/test_collection.py)."""
+    tools = venv_phase(
+        "collection-tools", lambda: suite_venv.ensure("collection-tools", galaxy.TOOLS_LOCK)
+    )
+    latest = venv_phase("ansible-latest", newest_ansible)
+    ansibles = {"ansible-core 2.16": Path(sys.executable).parent}
+    if latest is not None:
+        ansibles["newest ansible-core"] = Path(latest["PATH"].split(os.pathsep)[0])
+    with tempfile.TemporaryDirectory(prefix="gymlab-collection-") as tmp:
+        work = Path(tmp)
+        with phase("collection: build and install the tarball") as timed:
+            try:
+                tarball = galaxy.build(work / "build")
+                root = galaxy.install(tarball, work / "collections")
+                for bin_dir in ansibles.values():
+                    galaxy.install_get_pip_standin(galaxy.ansible_test_root(bin_dir))
+            except LabError as exc:
+                print(f"gymlab: {exc}", flush=True)
+                timed.ok = False
+        if not timed.ok:
+            run.phases.append(Phase("collection: build and install", False, timed.seconds))
+            return
+        for name, bin_dir in ansibles.items():
+            # only PATH: the sanity venvs must import gymlab from the install, not from src/
+            step(f"collection: ansible-test sanity ({name})", galaxy.sanity_command(root, bin_dir),
+                 env={"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"})  # fmt: skip
+        if tools is not None:
+            step("collection: galaxy-importer", galaxy.importer_command(tarball, tools, work))
+            step(
+                "collection: CHANGELOG.md renders changelogs/",
+                galaxy.changelog_command(tools, work),
+            )
+        xml = reports / "pytest-collection.xml"
+        step("collection: consumer playbooks on the tarball",
+             f"pytest tests/unit/test_collection.py -q -p no:cacheprovider --junitxml={xml}", xml,
+             {"GYMLAB_COLLECTION_TARBALL": str(tarball)})  # fmt: skip
