@@ -264,7 +264,7 @@ def _start_all(
     taken: set[int] = set()
 
     def fresh() -> int:
-        for _ in range(100):
+        for _attempt in range(100):
             port = free_port()
             if port not in taken:
                 taken.add(port)
@@ -279,7 +279,7 @@ def _start_all(
     chosen = vnc_port is None and rewarder_port is None
     spawned: list[LocalRuntime] = []  # everything started, so that a failure stops it all
     try:
-        for _ in range(n):
+        for _runtime in range(n):
             spawned.append(spawn())
         deadline = time.monotonic() + ready_timeout
         ready: list[LocalRuntime] = []

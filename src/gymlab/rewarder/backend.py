@@ -50,23 +50,18 @@ class RewarderBackend(Protocol):
 
     def describe(self) -> p.Describe:
         """env_id, fps and the gymlab extras; the server fills env_state and episode_id."""
-        ...
 
     async def prepare_reset(self, request: p.Reset) -> None:
         """Take a reset's fps and switch env if it names another; the episode is unchanged.
 
         May raise :class:`RequestRejected` (nothing changed then).
         """
-        ...
 
     async def reset(self, seed: int | None) -> EpisodeStart:
         """Start a new episode (the server has announced ``resetting``)."""
-        ...
 
     async def step(self, action: Any) -> Transition:
         """Lockstep: apply ``action`` (JSON). May raise :class:`RequestRejected`."""
-        ...
 
     async def tick(self) -> Transition | None:
         """Real time: advance one frame on the input held now (None: nothing happened)."""
-        ...

@@ -227,7 +227,7 @@ class EnvBackend(Backend):
         kwargs = self.config.env_kwargs if env_id == self.config.env_id else None
         env = make_env(env_id, kwargs)
         try:
-            obs, _ = env.reset(seed=seed)
+            obs, _info = env.reset(seed=seed)
             return env, obs, render(env)
         except BaseException:
             env.close()
@@ -245,7 +245,7 @@ class EnvBackend(Backend):
             return None
 
     def _reset_env(self, seed: int | None) -> tuple[Any, np.ndarray]:
-        obs, _ = self.env.reset(seed=seed)
+        obs, _info = self.env.reset(seed=seed)
         return obs, render(self.env)
 
     def _step_env(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any], np.ndarray]:
