@@ -155,3 +155,17 @@ def test_the_cleanrl_style_example_trains_on_local_remotes(extra: list[str]) -> 
     assert result.returncode == 0, result.stderr[-3000:]
     assert "episodic_return=" in result.stdout and "SPS: " in result.stdout
     print(result.stdout.strip().splitlines()[-1], extra)
+
+
+@needs_xvnc
+@pytest.mark.parametrize("observation", ["state", "pixels"])
+def test_sb3_check_env_passes_on_one_remote(runtimes: list[LocalRuntime], observation: str) -> None:
+    """SB3's own checker for single envs, on ``gymlab.RemoteEnv`` (warnings are not failures)."""
+    from stable_baselines3.common.env_checker import check_env
+
+    spec = remotes_string(runtimes[:1])
+    env = gymlab.RemoteEnv(spec, observation=observation)
+    try:
+        check_env(env, warn=True)
+    finally:
+        env.close()

@@ -3,7 +3,8 @@
 * :mod:`gymlab.client.vnc` -- asyncio VNC (RFB) connection: pixels and input;
 * :mod:`gymlab.client.remotes` -- ``vnc://host:5900+15900,...?password=X`` parsing;
 * :mod:`gymlab.client.vector` -- :class:`RemoteVectorEnv`, Gymnasium's ``VectorEnv`` API over
-  many remotes (loaded on first use: it imports Gymnasium).
+  many remotes (loaded on first use: it imports Gymnasium);
+* :mod:`gymlab.client.single` -- :class:`RemoteEnv`, a ``gymnasium.Env`` over one remote.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from gymlab.client.vnc import (
 
 if TYPE_CHECKING:
     from gymlab.client.session import RemoteConnectError, RemoteError, RemoteResetTimeout
+    from gymlab.client.single import RemoteEnv
     from gymlab.client.universe import configure, make
     from gymlab.client.vector import NotConfiguredError, RemoteVectorEnv
 
 _LAZY = {
+    "RemoteEnv": "gymlab.client.single",
     "RemoteVectorEnv": "gymlab.client.vector",
     "NotConfiguredError": "gymlab.client.vector",
     "RemoteError": "gymlab.client.session",
@@ -39,6 +42,7 @@ __all__ = [
     "NotConfiguredError",
     "Remote",
     "RemoteConnectError",
+    "RemoteEnv",
     "RemoteError",
     "RemoteResetTimeout",
     "RemoteVectorEnv",
