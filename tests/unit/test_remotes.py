@@ -126,3 +126,36 @@ def test_a_remote_on_loopback_is_asked_for_raw_and_one_across_a_network_for_zrle
     remote = parse_remote(entry)
     assert remote.on_loopback is loopback
     assert remote.encodings[0] == ("raw" if loopback else "zrle")
+
+
+def test_a_lab_splits_across_workers_without_giving_a_remote_twice() -> None:
+    spec = parse_remotes(
+        ",".join(f"rt{i}:{5900 + i}+{15900 + i}" for i in range(7)), password="p w"
+    )
+    shares = [spec.for_worker(w, 3, 2) for w in range(3)]
+    assert [[r.host for r in s.remotes] for s in shares] == [
+        ["rt0", "rt1"],
+        ["rt2", "rt3"],
+        ["rt4", "rt5"],  # rt6 is left unused
+    ]
+    assert {s.password for s in shares} == {"p w"}
+    assert spec.for_worker(1, 7).remotes == (spec.remotes[1],)  # one env per worker
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((0, 4, 2), r"4 workers x 2 envs need 8 remotes, the remotes string has 7"),
+        ((3, 3, 1), r"worker must be in 0\.\.2, got 3"),
+        ((-1, 3, 1), r"worker must be in 0\.\.2, got -1"),
+        ((0, 0, 1), r"num_workers must be a positive integer, got 0"),
+        ((0, 2, 0), r"envs_per_worker must be a positive integer, got 0"),
+        ((0, 2, True), r"envs_per_worker must be a positive integer, got True"),
+    ],
+)
+def test_asking_for_more_than_the_lab_has_is_one_line(
+    args: tuple[int, int, int], error: str
+) -> None:
+    spec = parse_remotes(",".join(f"rt{i}:{5900 + i}" for i in range(7)))
+    with pytest.raises(ValueError, match=rf"^{error}$"):
+        spec.for_worker(*args)

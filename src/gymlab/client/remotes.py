@@ -75,6 +75,29 @@ class RemotesSpec:
     def __str__(self) -> str:
         return "vnc://" + ",".join(r.name for r in self.remotes)
 
+    def for_worker(self, worker: int, num_workers: int, envs_per_worker: int = 1) -> RemotesSpec:
+        """Worker ``worker``'s share when ``num_workers`` workers each run ``envs_per_worker``.
+
+        The split is by position in the string: worker ``w`` (0-based) gets remotes
+        ``w * envs_per_worker`` up to ``(w + 1) * envs_per_worker - 1``, so its vector index
+        ``j`` is remote ``w * envs_per_worker + j`` and no remote is given twice (each runtime
+        takes one controlling client). Remotes past ``num_workers * envs_per_worker`` are left
+        unused. Raises :class:`ValueError` naming both counts when the lab has too few.
+        """
+        for name, value in (("num_workers", num_workers), ("envs_per_worker", envs_per_worker)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(worker, bool) or not isinstance(worker, int) or not 0 <= worker < num_workers:
+            raise ValueError(f"worker must be in 0..{num_workers - 1}, got {worker!r}")
+        needed = num_workers * envs_per_worker
+        if needed > len(self.remotes):
+            raise ValueError(
+                f"{num_workers} workers x {envs_per_worker} envs need {needed} remotes, "
+                f"the remotes string has {len(self.remotes)}"
+            )
+        start = worker * envs_per_worker
+        return RemotesSpec(self.remotes[start : start + envs_per_worker], self.password)
+
 
 def _port(text: str | None, what: str, entry: str) -> int:
     if text is None:
