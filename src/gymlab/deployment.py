@@ -53,7 +53,7 @@ def ports(
     rewarder_base: int = REWARDER_BASE_PORT,
     novnc_base: int | None = None,
 ) -> Ports:
-    """The ports of runtime ``index`` (gym-runtime@index); noVNC only when ``novnc_base`` is given."""
+    """The ports of runtime ``index`` (gym-runtime@index); noVNC only with ``novnc_base``."""
     if index < 0:
         raise ValueError(f"runtime index must be 0 or more, got {index}")
     return Ports(
