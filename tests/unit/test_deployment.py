@@ -143,3 +143,29 @@ def test_the_role_contract_and_the_module_agree(role_contract, host):
     text = deployment.remotes_string(local, password)
     assert text == deployment.remotes_string(ours, PASSWORD)
     assert parse_remotes(text).password == PASSWORD
+
+
+def test_the_runtime_defaults_are_the_contracts():
+    """The runtime's CLI and RuntimeConfig fall back to the contract's fps and mode, and the
+    role offers exactly the runtime's modes (guards the copies until they import the module)."""
+    import argparse
+    import dataclasses
+
+    from gymlab.rewarder.protocol import DEFAULT_MODE, Mode
+    from gymlab.runtime import cli
+    from gymlab.runtime.core import RuntimeConfig
+
+    assert Mode(deployment.DEFAULT_MODE) == DEFAULT_MODE
+    fields = {f.name: f.default for f in dataclasses.fields(RuntimeConfig)}
+    assert fields["fps"] == deployment.DEFAULT_FPS
+    assert Mode(fields["mode"]) == DEFAULT_MODE
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(
+        ["runtime", "serve", "--env-id", "E-v0", "--vnc-port", "1", "--rewarder-port", "2",
+         "--password-file", "pw"]
+    )  # fmt: skip
+    assert (args.fps, args.mode) == (deployment.DEFAULT_FPS, deployment.DEFAULT_MODE)
+    spec = yaml.safe_load((REPO / "roles/gym_runtime/meta/argument_specs.yml").read_text())
+    options = spec["argument_specs"]["main"]["options"]
+    assert set(options["gym_runtime_default_mode"]["choices"]) == {m.value for m in Mode}
