@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import gymlab
-from gymlab.runtime.local import local_runtimes, remotes_string
+from gymlab.supervisor import local_runtimes, remotes_string
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,21 +45,16 @@ from typing import Any
 
 import numpy as np
 
+from gymlab.procfs import cpu_seconds, rss_bytes
 from gymlab.rewarder.protocol import Mode
-from gymlab.runtime.local import (
-    LocalRuntime,
-    cpu_seconds,
-    local_runtimes,
-    remotes_string,
-    rss_bytes,
-)
+from gymlab.supervisor import LocalRuntime, local_runtimes, remotes_string
 
 ENV_ID = "CartPole-v1"
 READY_TIMEOUT = 60.0
 
 
 # ----- local runtimes -----------------------------------------------------------------------
-# Started, watched and stopped by gymlab.runtime.local, the one local supervisor.
+# Started, watched and stopped by gymlab.supervisor, the one local supervisor.
 
 
 def _remotes(runtimes: list[LocalRuntime]) -> str:
@@ -406,9 +401,9 @@ async def record_stream(width: int, height: int, seconds: float) -> tuple[list[b
 
     import gymnasium
 
+    from gymlab.procfs import free_port
     from gymlab.rfb.client import RFBClient, State
     from gymlab.rfb.events import FramebufferUpdateComplete
-    from gymlab.runtime.local import free_port
     from gymlab.runtime.xvnc import XvncOptions, XvncProcess, vnc_password_file_bytes
     from gymlab.runtime.xwindow import FrameWindow
 

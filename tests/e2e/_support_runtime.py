@@ -1,6 +1,6 @@
 """Helpers for the runtime end-to-end tests: `gymlab runtime serve` as a real subprocess.
 
-Starting, readiness and cleanup are :mod:`gymlab.runtime.local`'s; this adds
+Starting, readiness and cleanup are :mod:`gymlab.supervisor`'s; this adds
 the test-side names (``start_runtime``, ``running_runtime``, ...) and the
 hand-built v0 messages, which use no gymlab code.
 """
@@ -19,14 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gymlab.runtime.local import (
-    LocalRuntime,
-    LocalRuntimeError,
-    child_pids,
-    free_port,
-    pid_alive,
-    start_local_runtime,
-)
+from gymlab.procfs import child_pids, free_port, pid_alive
+from gymlab.supervisor import LocalRuntime, LocalRuntimeError, start_local_runtime
 
 __all__ = [
     "PASSWORD",

@@ -17,7 +17,7 @@ import numpy as np
 from Xlib import X, display
 from Xlib.xobject.drawable import Window
 
-from gymlab.runtime.local import free_port  # a port free a moment ago: Xvnc start is retried
+from gymlab.procfs import free_port  # a port free a moment ago: Xvnc start is retried
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -22,7 +22,7 @@ from gymnasium.wrappers import vector as vw
 
 import gymlab
 from gymlab.client.session import RemoteConnectError
-from gymlab.runtime.local import LocalRuntime, local_runtimes, remotes_string
+from gymlab.supervisor import LocalRuntime, local_runtimes, remotes_string
 
 pytestmark = [
     pytest.mark.e2e,

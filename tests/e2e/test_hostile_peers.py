@@ -22,10 +22,10 @@ import pytest
 from _support_runtime import PASSWORD, RuntimeProcess, auth_headers, running_runtime, v0
 from websockets.asyncio.client import ClientConnection, connect
 
+from gymlab.procfs import rss_bytes
 from gymlab.rewarder import protocol as p
 from gymlab.rewarder.client import RewarderClient
 from gymlab.rewarder.server import MAX_QUEUED_MESSAGES
-from gymlab.runtime.local import rss_bytes
 
 pytestmark = [
     pytest.mark.e2e,

@@ -13,7 +13,8 @@ from PIL import Image
 from gymlab.client.remotes import Remote
 from gymlab.lab.html_report import HostReport, render, screenshots
 from gymlab.lab.report import Case
-from gymlab.runtime.local import free_port, local_runtimes
+from gymlab.procfs import free_port
+from gymlab.supervisor import local_runtimes
 
 pytestmark = [
     pytest.mark.e2e,

@@ -15,8 +15,8 @@ import pytest
 
 import gymlab
 from gymlab.client.local_remotes import MAX_LOCAL_REMOTES, LocalRemotes, check_count
+from gymlab.procfs import pid_alive
 from gymlab.rewarder.protocol import Mode
-from gymlab.runtime.local import pid_alive
 
 pytestmark = [
     pytest.mark.e2e,

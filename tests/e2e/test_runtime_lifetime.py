@@ -20,13 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from gymlab.runtime.local import (
-    LocalRuntime,
-    free_port,
-    pid_alive,
-    process_name,
-    start_local_runtime,
-)
+from gymlab.procfs import free_port, pid_alive, process_name
+from gymlab.supervisor import LocalRuntime, start_local_runtime
 
 needs_xvnc = pytest.mark.skipif(
     shutil.which("Xvnc") is None, reason="TigerVNC Xvnc is not installed"

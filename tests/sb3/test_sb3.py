@@ -22,7 +22,7 @@ from stable_baselines3.common.vec_env import VecMonitor
 import gymlab
 from gymlab.client.session import RemoteConnectError
 from gymlab.integrations.sb3 import RemoteVecEnv
-from gymlab.runtime.local import LocalRuntime, local_runtimes, remotes_string
+from gymlab.supervisor import LocalRuntime, local_runtimes, remotes_string
 
 needs_xvnc = pytest.mark.skipif(
     shutil.which("Xvnc") is None, reason="TigerVNC Xvnc is not installed"

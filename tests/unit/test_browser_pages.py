@@ -54,9 +54,39 @@ def test_the_sandbox_decision_is_stated() -> None:
 
 
 def test_env_options_do_not_apply_to_web_tasks() -> None:
-    from gymlab.runtime.core import RuntimeConfig
+    from gymlab.runtime.config import RuntimeConfig
 
     RuntimeConfig("miniwob/click-test-2-v1", "pw").validate()
     config = RuntimeConfig("miniwob/click-test-2-v1", "pw", keymap_file="k.json", imports=("x",))
+    config.validate()  # nothing wrong for a runtime in general: the browser backend refuses
     with pytest.raises(ConfigError, match="web task: --import, --keymap does not apply"):
-        config.validate()
+        browser.BrowserBackend.prepare(config)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "task"),
+    [
+        ("miniwob/click-test-2-v1", "miniwob/click-test-2-v1"),
+        ("miniwob:miniwob/click-test-2-v1", "miniwob/click-test-2-v1"),
+    ],
+)
+def test_every_form_of_a_web_task_id_reaches_the_browser_backend(env_id: str, task: str) -> None:
+    from gymlab.runtime.config import RuntimeConfig
+    from gymlab.runtime.core import backend_for
+
+    cls = backend_for(env_id)
+    assert cls is browser.BrowserBackend
+    backend = cls.prepare(RuntimeConfig(env_id, "pw"))
+    try:
+        assert backend.env_id == task and backend.describe().env_id == task
+        assert browser.task_page(env_id).name == "click-test-2.html"
+    finally:
+        backend.close()
+
+
+def test_other_ids_reach_the_env_backend() -> None:
+    from gymlab.runtime.core import backend_for
+    from gymlab.runtime.env_backend import EnvBackend
+
+    assert backend_for("CartPole-v1") is EnvBackend
+    assert backend_for("gym_foo:Foo-v0") is EnvBackend

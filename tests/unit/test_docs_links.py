@@ -25,6 +25,8 @@ from urllib.parse import unquote
 import pytest
 
 from gymlab.rewarder import protocol as p
+from gymlab.rewarder.protocol.events import EVENTS
+from gymlab.rewarder.protocol.fields import HEADER_RULES
 
 REPO = Path(__file__).resolve().parents[2]
 PROTOCOL_DOC = REPO / "docs" / "protocol.md"
@@ -200,7 +202,7 @@ def _protocol_doc() -> str:
 
 def test_every_rewarder_method_is_documented() -> None:
     # the decoding table of Connection.receive, and every method name the module defines
-    dispatched = set(p._EVENTS)
+    dispatched = set(EVENTS)
     constants = {v for v in vars(p).values() if isinstance(v, str) and v.startswith("v0.")}
     assert dispatched == constants, "protocol.py defines methods it does not dispatch on"
     doc = _protocol_doc()
@@ -210,8 +212,8 @@ def test_every_rewarder_method_is_documented() -> None:
 
 def test_every_checked_wire_field_is_documented() -> None:
     doc = _protocol_doc()
-    wanted = {f"headers.{name}" for name in p._HEADER_RULES}
-    for cls in p._EVENTS.values():
+    wanted = {f"headers.{name}" for name in HEADER_RULES}
+    for cls in EVENTS.values():
         wanted |= {f"body.{name}" for name in cls.BODY}
         if cls.EPISODE is not None:
             wanted.add("headers.episode_id")

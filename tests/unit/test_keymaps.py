@@ -12,18 +12,10 @@ from gymnasium import spaces
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gymlab.keymap import KeyMap, KeyMapError, PointerState, UnknownKeyMap
 from gymlab.rewarder.spaces import action_from_json
 from gymlab.rfb.keysyms import keysym
-from gymlab.runtime.keymaps import (
-    KeyMap,
-    KeyMapError,
-    PointerState,
-    UnknownKeyMap,
-    derived_from_meanings,
-    env_keymap,
-    keymap_for,
-    load_keymap_file,
-)
+from gymlab.runtime.keymaps import derived_from_meanings, env_keymap, keymap_for, load_keymap_file
 
 LEFT, RIGHT, UP, DOWN, SPACE, A, D = (
     keysym(k) for k in ("Left", "Right", "Up", "Down", "space", "a", "d")

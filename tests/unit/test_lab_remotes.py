@@ -13,7 +13,7 @@ import pytest
 from gymlab.client.remotes import format_remotes, parse_remotes
 from gymlab.lab import remotes
 from gymlab.lab.errors import LabError
-from gymlab.runtime.local import free_port
+from gymlab.procfs import free_port
 
 FACT = {
     "mode": "container",

@@ -1,4 +1,4 @@
-"""gymlab.runtime.local without Xvnc: /proc readings, readiness, cleanup, remotes strings.
+"""gymlab.supervisor without Xvnc: /proc readings, readiness, cleanup, remotes strings.
 
 Fake ``gymlab`` commands (small Python scripts) stand in for the runtime.
 """
@@ -17,26 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from gymlab import supervisor as local
 from gymlab.client.remotes import parse_remotes
+from gymlab.procfs import free_port, pid_alive, port_holder, process_name, process_start_time
 from gymlab.rewarder.protocol import Mode
-from gymlab.runtime import local
 from gymlab.runtime.core import (
     PortInUse,
     RuntimeConfig,
     check_ports,
     remove_stale_workdirs,
 )
-from gymlab.runtime.local import (
-    LocalRuntime,
-    LocalRuntimeError,
-    free_port,
-    pid_alive,
-    port_holder,
-    process_name,
-    process_start_time,
-    remotes_string,
-    start_local_runtime,
-)
+from gymlab.supervisor import LocalRuntime, LocalRuntimeError, remotes_string, start_local_runtime
 
 MY_NAME = process_name(os.getpid())
 
@@ -219,7 +210,7 @@ def test_pdeathsig_kills_the_child_when_its_parent_is_killed() -> None:
         fake(
             """
             import signal, subprocess, sys, time
-            from gymlab.runtime.local import pdeathsig_preexec
+            from gymlab.procfs import pdeathsig_preexec
             child = subprocess.Popen(["sleep", "60"], preexec_fn=pdeathsig_preexec(signal.SIGKILL))
             print(child.pid, flush=True)
             time.sleep(60)

@@ -11,8 +11,9 @@ import pytest
 from gymlab.cli import build_parser
 from gymlab.client import local_remotes
 from gymlab.client.local_remotes import MAX_LOCAL_REMOTES, LocalRemotes, check_count
+from gymlab.procfs import pid_alive
 from gymlab.rewarder.protocol import Mode
-from gymlab.runtime.local import LocalRuntime, pid_alive
+from gymlab.supervisor import LocalRuntime
 
 
 def fake_runtime(vnc_port: int = 5901, rewarder_port: int = 15901) -> LocalRuntime:

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gymlab.rewarder import protocol as p
+from gymlab.rewarder.protocol.events import EVENTS
 
 
 class FakeClock:
@@ -227,7 +228,7 @@ def test_an_id_the_server_may_issue_is_one_the_client_accepts_and_hints_back() -
     server, client = pair()
     reset = server.receive(client.send(p.Reset(episode_id=p.MAX_EPISODE_HINT)))
     assert isinstance(reset, p.Reset)
-    counter = p.EpisodeCounter(5)
+    counter = p.Episode(5)
     new_id = counter.begin_reset(reset.episode_id)
     assert new_id == p.MAX_EPISODE_HINT + 1
     reply = client.receive(server.send(p.ResetReply(episode_id=new_id)))
@@ -318,7 +319,7 @@ JSON = st.recursive(
     ),
     max_leaves=20,
 )
-METHODS = st.sampled_from([*p._EVENTS, "v0.other", ""])
+METHODS = st.sampled_from([*EVENTS, "v0.other", ""])
 
 
 @settings(max_examples=300)
@@ -349,7 +350,7 @@ def test_garbage_text_is_a_remote_error(text: str) -> None:
 
 @given(st.lists(st.one_of(st.none(), st.integers(0, p.MAX_EPISODE_HINT)), max_size=30))
 def test_episode_ids_follow_the_max_rule_and_stay_acceptable(hints: list[int | None]) -> None:
-    counter = p.EpisodeCounter()
+    counter = p.Episode(0, p.Phase.RESETTING)
     server, client = pair()
     previous = counter.episode_id
     for hint in hints:

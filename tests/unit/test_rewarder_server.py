@@ -19,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from gymlab.rewarder import protocol as p
 from gymlab.rewarder.auth import FailedAttemptLimiter
+from gymlab.rewarder.backend import EpisodeStart, RequestRejected, Transition
 from gymlab.rewarder.client import (
     RewarderClient,
     RewarderConnectionLost,
@@ -26,13 +27,16 @@ from gymlab.rewarder.client import (
     RewarderRequestError,
     RewarderTimeout,
 )
-from gymlab.rewarder.server import RequestRejected, RewarderServer
+from gymlab.rewarder.server import RewarderServer
 
 PASSWORD = "open-sesame"
 
 
 class CountingBackend:
-    """Episode of 3 steps, reward 1 per step; reset can be slowed down."""
+    """Episode of 3 steps, reward 1 per step; reset can be slowed down.
+
+    A client's reset draws a frame, an autoreset does not (so frame numbers show which).
+    """
 
     def __init__(self) -> None:
         self.frame = 1
@@ -40,7 +44,8 @@ class CountingBackend:
         self.reset_delay = 0.0
         self.step_delay = 0.0
         self.steps_served = 0
-        self.server: RewarderServer | None = None
+        self.fail_reset = False
+        self._requested = False
 
     def describe(self) -> p.Describe:
         return p.Describe(
@@ -51,37 +56,35 @@ class CountingBackend:
             mode=p.Mode.LOCKSTEP,
         )
 
-    async def reset(self, request: p.Reset) -> p.ResetReply:
+    async def prepare_reset(self, request: p.Reset) -> None:
         if request.env_id not in (None, "Count-v0"):
             raise RequestRejected(f"unknown env {request.env_id}")
-        assert self.server is not None
-        with self.server.resetting(request.episode_id) as episode_id:
-            await asyncio.sleep(self.reset_delay)
-            self.frame += 1
-            self.steps = 0
-        return p.ResetReply(episode_id=episode_id, frame=self.frame)
+        self._requested = True
 
-    async def step(self, request: p.Step) -> p.StepReply:
-        assert self.server is not None
-        if request.action == "boom":
+    async def reset(self, seed: int | None) -> EpisodeStart:
+        await asyncio.sleep(self.reset_delay)
+        if self.fail_reset:
+            raise RuntimeError("the env could not reset")
+        if self._requested:
+            self.frame += 1
+        self._requested = False
+        self.steps = 0
+        return EpisodeStart(frame=self.frame)
+
+    async def step(self, action: Any) -> Transition:
+        if action == "boom":
             raise RuntimeError("backend bug")
         time.sleep(self.step_delay)  # a slow env that does not yield (the worst case)
         self.steps_served += 1
         self.frame += 1
         self.steps += 1
         done = self.steps >= 3
-        eid = self.server.episodes.episode_id
-        self.server.push(p.Reward(reward=1.0, terminated=done, frame=self.frame, episode_id=eid))
-        if done:
-            with self.server.resetting():
-                self.steps = 0
-        return p.StepReply(
-            frame=self.frame,
-            reward=1.0,
-            terminated=done,
-            info={"a": request.action},
-            episode_id=self.server.episodes.episode_id,
+        return Transition(
+            reward=1.0, terminated=done, truncated=False, frame=self.frame, info={"a": action}
         )
+
+    async def tick(self) -> Transition | None:
+        return None
 
 
 def start_server(
@@ -89,7 +92,6 @@ def start_server(
 ) -> tuple[CountingBackend, RewarderServer]:
     backend = CountingBackend()
     server = RewarderServer(backend, password=PASSWORD, port=0, mode=mode, **kwargs)
-    backend.server = server
     return backend, server
 
 
@@ -132,6 +134,32 @@ def test_client_conversation() -> None:
             with pytest.raises(RewarderRequestError, match=r"internal error: RuntimeError"):
                 await client.step("boom")
             assert await client.ping() > 0  # still served
+        finally:
+            await client.close()
+            await server.close()
+
+    run(main())
+
+
+def test_a_failed_reset_stops_the_episode_until_a_reset_succeeds() -> None:
+    async def main() -> None:
+        backend, server = start_server()
+        await server.start()
+        client = await RewarderClient.connect("127.0.0.1", server.port, PASSWORD, timeout=5)
+        try:
+            backend.fail_reset = True
+            with pytest.raises(RewarderRequestError, match=r"internal error: RuntimeError"):
+                await client.reset()
+            assert server.episode.phase is p.Phase.RESETTING
+            with pytest.raises(RewarderRequestError, match=r"the last reset failed"):
+                await client.step(1)
+            assert backend.steps_served == 0
+            backend.fail_reset = False
+            assert await client.reset() == 3  # the failed one used episode 2
+            assert (await client.step(1)).episode_id == 3
+            await client.step(1)
+            ended = await client.step(1, autoreset=False)
+            assert ended.terminated and server.episode.phase is p.Phase.ENDED
         finally:
             await client.close()
             await server.close()

@@ -23,7 +23,7 @@ from gymlab.rfb import (
     FramebufferUpdateComplete,
     LocalProtocolError,
     PixelFormat,
-    ProtocolError,
+    ProtocolViolation,
     Rect,
     RFBClient,
     ServerCutText,
@@ -313,7 +313,7 @@ def test_newer_version_is_answered_with_3_8() -> None:
 
 def test_garbage_greeting_is_a_protocol_error() -> None:
     events = RFBClient("x").receive_data(b"HTTP/1.1 200")
-    assert len(events) == 1 and isinstance(events[0], ProtocolError)
+    assert len(events) == 1 and isinstance(events[0], ProtocolViolation)
 
 
 def test_eof_gives_connection_closed() -> None:
@@ -459,7 +459,7 @@ def test_desktop_size_and_extended_desktop_size() -> None:
     assert client.framebuffer.shape == (30, 60, 3)
     # a rect after the resize is checked against the new size
     events = client.receive_data(update(rect(0, 0, 61, 1, 0, b"\0" * 61 * 4)))
-    assert isinstance(events[0], ProtocolError)
+    assert isinstance(events[0], ProtocolViolation)
 
 
 def test_bell_cut_text_and_colour_map_entries() -> None:
@@ -511,9 +511,9 @@ def test_byte_by_byte_equals_all_at_once() -> None:
 # ----- malformed and oversized input --------------------------------------------------------
 
 
-def _error_after(client: RFBClient, data: bytes) -> ProtocolError:
+def _error_after(client: RFBClient, data: bytes) -> ProtocolViolation:
     events = client.receive_data(data)
-    assert len(events) >= 1 and isinstance(events[-1], ProtocolError), events
+    assert len(events) >= 1 and isinstance(events[-1], ProtocolViolation), events
     assert client.state is State.FAILED
     return events[-1]
 
@@ -570,7 +570,7 @@ def test_malformed_zrle_tiles_are_protocol_errors(tile: bytes) -> None:
     _error_after(client, update(rect(0, 0, 8, 8, 16, u32(len(data)) + data)))
 
 
-_ALLOWED = (FramebufferUpdateComplete, DesktopResized, Bell, ServerCutText, ProtocolError)
+_ALLOWED = (FramebufferUpdateComplete, DesktopResized, Bell, ServerCutText, ProtocolViolation)
 
 
 def _assert_only_events_or_clean_error(client: RFBClient, chunks: list[bytes]) -> None:
@@ -581,7 +581,7 @@ def _assert_only_events_or_clean_error(client: RFBClient, chunks: list[bytes]) -
     finally:
         tracemalloc.stop()
     assert all(isinstance(e, _ALLOWED) for e in events), events
-    assert all(not isinstance(e, ProtocolError) for e in events[:-1])
+    assert all(not isinstance(e, ProtocolViolation) for e in events[:-1])
     assert peak < 16 << 20, f"peak allocation {peak} bytes"
 
 
@@ -601,7 +601,7 @@ def test_random_bytes_during_handshake(data: bytes, password: str | None) -> Non
     events = client.receive_data(greeting + data)
     allowed = (ServerInit, ConnectionFailed, *_ALLOWED)
     assert all(isinstance(e, allowed) for e in events), events
-    assert all(not isinstance(e, (ProtocolError, ConnectionFailed)) for e in events[:-1])
+    assert all(not isinstance(e, (ProtocolViolation, ConnectionFailed)) for e in events[:-1])
 
 
 def test_request_region_must_lie_inside_the_desktop() -> None:
@@ -667,7 +667,7 @@ def test_default_cap() -> None:
     assert DEFAULT_MAX_SIZE == (4096, 4096)
     assert RFBClient().max_size == DEFAULT_MAX_SIZE
     events = RFBClient("secret").receive_data(handshake(4097, 10))
-    assert events == [ProtocolError("server desktop 4097x10 exceeds the 4096x4096 cap")]
+    assert events == [ProtocolViolation("server desktop 4097x10 exceeds the 4096x4096 cap")]
 
 
 def test_server_init_beyond_the_cap_fails_before_allocating() -> None:
@@ -771,7 +771,7 @@ def test_zrle_bomb_is_stopped_while_it_streams_in() -> None:
                 return
 
     peak = _peak_bytes(feed)
-    assert len(events) == 1 and isinstance(events[0], ProtocolError), events
+    assert len(events) == 1 and isinstance(events[0], ProtocolViolation), events
     assert "ZRLE data of a 600x400 rect decompresses to more than the 986740 bytes" in (
         events[0].reason
     )

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from gymlab.keymap import KeyMap
 from gymlab.rfb.keysyms import keysym
-from gymlab.runtime.keymaps import KeyMap
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Universe's most-used line was ``env.configure(remotes=1)``: start a local remote for me.
 :class:`LocalRemotes` does that through the one local supervisor
-(:mod:`gymlab.runtime.local`): runtime subprocesses with their own Xvnc on loopback, started
+(:mod:`gymlab.supervisor`): runtime subprocesses with their own Xvnc on loopback, started
 in parallel, told to the user as the command that would run the same thing by hand, and
 stopped by :meth:`LocalRemotes.close`, by the vector env's ``close()``, or at interpreter exit,
 whichever comes first, so nothing is left running.
@@ -23,7 +23,7 @@ import threading
 from collections.abc import Sequence
 
 from gymlab.rewarder.protocol import DEFAULT_MODE, Mode
-from gymlab.runtime.local import LocalRuntime, remotes_string, start_local_runtimes, stop_all
+from gymlab.supervisor import LocalRuntime, remotes_string, start_local_runtimes, stop_all
 
 log = logging.getLogger("gymlab.client")
 
@@ -68,7 +68,7 @@ class LocalRemotes:
     ) -> LocalRemotes:
         """Start ``n`` runtimes of ``env_id`` in parallel (``DEFAULT_MODE`` unless ``mode`` says).
 
-        Raises ValueError for a bad ``n`` and :class:`gymlab.runtime.local.LocalRuntimeError`
+        Raises ValueError for a bad ``n`` and :class:`gymlab.supervisor.LocalRuntimeError`
         (quoting the runtime's last log lines) when one does not start; then none is left.
         """
         check_count(n)

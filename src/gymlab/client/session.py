@@ -30,6 +30,7 @@ from gymlab.client.actions import (
 )
 from gymlab.client.remotes import Remote
 from gymlab.client.vnc import VNCConnection, VNCError, VNCTimeoutError
+from gymlab.keymap import KeyMap, KeyMapError
 from gymlab.rewarder import protocol as p
 from gymlab.rewarder.client import (
     RewarderClient,
@@ -39,7 +40,6 @@ from gymlab.rewarder.client import (
 )
 from gymlab.rewarder.reward_buffer import PoppedReward
 from gymlab.rewarder.spaces import space_from_json, value_from_json
-from gymlab.runtime.keymaps import KeyMap, KeyMapError
 
 if TYPE_CHECKING:
     import gymnasium

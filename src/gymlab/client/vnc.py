@@ -43,7 +43,7 @@ from gymlab.rfb import (
     ConnectionFailed,
     Event,
     FramebufferUpdateComplete,
-    ProtocolError,
+    ProtocolViolation,
     RFBClient,
     RFBStats,
     State,
@@ -230,7 +230,7 @@ class VNCConnection:
         """Turn a fatal event into the matching exception (used during the handshake)."""
         if isinstance(event, ConnectionFailed):
             raise VNCAuthenticationError(f"VNC {self.address} refused: {event.reason}")
-        if isinstance(event, ProtocolError):
+        if isinstance(event, ProtocolViolation):
             raise VNCProtocolError(f"VNC {self.address}: protocol error: {event.reason}")
         if isinstance(event, ConnectionClosed):
             raise VNCConnectionError(f"VNC {self.address}: closed during the handshake")
@@ -286,7 +286,7 @@ class VNCConnection:
             if self._streaming:
                 self._rfb.request_update(incremental=True)
             self._wake(event.number, any(r.encoding >= 0 for r in event.rects))
-        elif isinstance(event, (ConnectionFailed, ProtocolError, ConnectionClosed)):
+        elif isinstance(event, (ConnectionFailed, ProtocolViolation, ConnectionClosed)):
             try:
                 self._raise_for(event)
             except VNCConnectionError as exc:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gymlab.rewarder.protocol.episode import Episode, Phase, Trigger
+
 REWARD_COUNT_KEY = "stats.reward.count"
 #: Episodes with rewards waiting at once (a server that runs ahead loses its oldest).
 MAX_EPISODES = 64
@@ -52,7 +54,8 @@ class RewardBuffer:
 
     def __init__(self, episode_id: int | None = None) -> None:
         self._current = episode_id
-        self._pending_reset = False
+        #: only its phase is read: whether a reset of ours is in flight (the episode table's)
+        self._reset = Episode()
         self._episodes: dict[int, _Accumulated] = {}
 
     @property
@@ -63,7 +66,7 @@ class RewardBuffer:
     @property
     def reset_pending(self) -> bool:
         """True between ``begin_reset`` and ``finish_reset``."""
-        return self._pending_reset
+        return self._reset.phase is Phase.RESETTING
 
     def set_episode(self, episode_id: int) -> None:
         """Adopt the server's episode id (from the first describe) if none is known yet."""
@@ -72,15 +75,19 @@ class RewardBuffer:
 
     def begin_reset(self) -> None:
         """A reset request was sent: drop rewards until its reply arrives."""
-        self._pending_reset = True
+        self._reset.apply(Trigger.BEGIN_RESET)
 
     def cancel_reset(self) -> None:
         """The reset request failed: accept rewards for the current episode again."""
-        self._pending_reset = False
+        if self._reset.allows(Trigger.CANCEL_RESET):
+            self._reset.apply(Trigger.CANCEL_RESET)
 
     def finish_reset(self, episode_id: int) -> None:
-        """The reset reply arrived: the agent is now in ``episode_id``; older rewards go."""
-        self._pending_reset = False
+        """The reset reply arrived: the agent is now in ``episode_id``; older rewards go.
+
+        Also for an autoreset the agent only learns of from a step's reply.
+        """
+        self._reset.reset_seen(episode_id)
         self._current = episode_id
         for old in [e for e in self._episodes if e < episode_id]:
             del self._episodes[old]
@@ -93,7 +100,7 @@ class RewardBuffer:
         episode_id: int | None = None,
     ) -> bool:
         """Record one ``v0.env.reward``. Returns False when it was dropped."""
-        if self._pending_reset:
+        if self.reset_pending:
             return False
         if episode_id is None:
             episode_id = self._current if self._current is not None else 0

@@ -2,8 +2,10 @@
 
 It wraps one :class:`gymlab.rewarder.protocol.Connection` per websocket around the
 ``websockets`` library (new asyncio API). The environment side is a
-:class:`RewarderBackend`; the server owns the episode counter, turns requests into
-backend calls and broadcasts the backend's pushes (rewards, texts, state changes).
+:class:`~gymlab.rewarder.backend.RewarderBackend` that only returns results; the server
+owns the episode (the protocol's episode table), turns requests and real-time ticks into
+backend calls, decides autoresets and publishes what happened (rewards, observations,
+texts, state changes) to every client.
 
 Serving is fair: each connection's requests are handled one at a time (the websocket
 layer's bounded queue and TCP hold back a pipelining client), the loop yields between
@@ -24,7 +26,6 @@ import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -33,6 +34,7 @@ from websockets.protocol import State
 
 from gymlab.rewarder import protocol as p
 from gymlab.rewarder.auth import FailedAttemptLimiter, check_basic_authorization
+from gymlab.rewarder.backend import EpisodeStart, RequestRejected, RewarderBackend, Transition
 
 log = logging.getLogger("gymlab.rewarder")
 
@@ -40,29 +42,6 @@ log = logging.getLogger("gymlab.rewarder")
 MAX_QUEUED_MESSAGES = 4096
 #: Incoming frames the websocket layer buffers per connection before TCP pushes back.
 MAX_BUFFERED_FRAMES = 16
-
-
-class RequestRejected(Exception):
-    """Raised by a backend to answer a request with ``v0.reply.error``."""
-
-
-class RewarderBackend(Protocol):
-    """What the server needs from the environment host."""
-
-    def describe(self) -> p.Describe:
-        """env_id, fps and the gymlab extras; the server fills env_state and episode_id."""
-        ...
-
-    async def reset(self, request: p.Reset) -> p.ResetReply:
-        """Reset (inside :meth:`RewarderServer.resetting`); return once the frame is drawn.
-
-        May raise :class:`RequestRejected`.
-        """
-        ...
-
-    async def step(self, request: p.Step) -> p.StepReply:
-        """Advance one step (lockstep). May raise :class:`RequestRejected`."""
-        ...
 
 
 def parse_observer_header(value: str | None) -> bool:
@@ -144,8 +123,8 @@ def _peer_ip(ws: ServerConnection) -> str:
 class RewarderServer:
     """Websocket rewarder: Basic auth at the upgrade, one controller, many observers.
 
-    The episode counter starts at episode 1, running: the backend has its first frame on
-    the display before :meth:`start`.
+    The episode starts as episode 1, running: the backend has its first frame on the
+    display before :meth:`start`. ``bind`` is the address to listen on.
     """
 
     def __init__(
@@ -154,7 +133,7 @@ class RewarderServer:
         *,
         password: str,
         mode: p.Mode | str,
-        host: str = "127.0.0.1",
+        bind: str = "127.0.0.1",
         port: int = 0,
         max_message_bytes: int = p.MAX_INCOMING_MESSAGE_BYTES,
         limiter: FailedAttemptLimiter | None = None,
@@ -162,7 +141,7 @@ class RewarderServer:
         self._backend = backend
         self._password = password
         self.mode = p.Mode(mode)
-        self._host = host
+        self._bind = bind
         self._port = port
         self._max_bytes = max_message_bytes
         self._limiter = limiter if limiter is not None else FailedAttemptLimiter()
@@ -175,7 +154,9 @@ class RewarderServer:
         self._controller: _Peer | None = None
         self._server: Server | None = None
         self._closing = False
-        self.episodes = p.EpisodeCounter(1, p.EnvState.RUNNING)
+        self.episode = p.Episode(1, p.Phase.RUNNING)
+        #: one user of the env at a time: client resets, lockstep steps, real-time ticks
+        self._env_lock = asyncio.Lock()
 
     # lifecycle
 
@@ -183,7 +164,7 @@ class RewarderServer:
         """Bind and start accepting connections."""
         self._server = await serve(
             self._handle,
-            self._host,
+            self._bind,
             self._port,
             process_request=self._process_request,
             max_size=self._max_bytes,
@@ -232,33 +213,103 @@ class RewarderServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 5.0)
 
-    # episodes and pushes (called by the backend)
+    # episodes and what is published
 
     def describe(self) -> p.Describe:
         """The backend's describe with this server's episode state."""
         return dataclasses.replace(
             self._backend.describe(),
-            env_state=self.episodes.state,
-            episode_id=self.episodes.episode_id,
+            env_state=self.episode.state,
+            episode_id=self.episode.episode_id,
         )
-
-    @contextlib.contextmanager
-    def resetting(self, hint: int | None = None) -> Iterator[int]:
-        """A reset: new episode id, ``describe(resetting)``; on exit ``describe(running)``.
-
-        Yields the new episode id. If the body raises, the episode stays ``resetting``
-        and the next reset starts a fresh one.
-        """
-        episode_id = self.episodes.begin_reset(hint)
-        self.push(self.describe())
-        yield episode_id
-        self.episodes.finish_reset()
-        self.push(self.describe())
 
     def push(self, event: p.Event) -> None:
         """Send a server event (reward, text, observation, describe) to every client."""
         for peer in list(self._peers.values()):
             peer.send(event)
+
+    async def tick(self) -> None:
+        """Real time: one tick of the backend's clock, published like a step (autoreset)."""
+        async with self._env_lock:
+            if not self.episode.allows(p.Trigger.STEP):
+                return  # a reset failed: nothing moves until the next one
+            transition = await self._backend.tick()
+            if transition is not None:
+                await self._publish(transition, autoreset=True)
+
+    async def _reset(self, request: p.Reset) -> p.ResetReply:
+        async with self._env_lock:
+            await self._backend.prepare_reset(request)
+            episode_id, start = await self._begin_episode(
+                request.seed, request.episode_id, requested=True
+            )
+        return p.ResetReply(episode_id=episode_id, frame=start.frame)
+
+    async def _step(self, request: p.Step) -> p.StepReply:
+        async with self._env_lock:
+            if not self.episode.allows(p.Trigger.STEP):
+                raise RequestRejected(
+                    "the episode has ended; send v0.env.reset first"
+                    if self.episode.phase is p.Phase.ENDED
+                    else "the last reset failed; send v0.env.reset"
+                )
+            transition = await self._backend.step(request.action)
+            return await self._publish(transition, autoreset=request.autoreset)
+
+    async def _begin_episode(
+        self, seed: int | None, hint: int | None = None, *, requested: bool = False
+    ) -> tuple[int, EpisodeStart]:
+        """Announce ``resetting`` under a new id, reset, announce ``running``.
+
+        If the backend raises, the episode stays ``resetting`` and the next reset starts a
+        fresh one.
+        """
+        episode_id = self.episode.begin_reset(hint)
+        self.push(self.describe())
+        start = await self._backend.reset(seed)
+        self.episode.finish_reset()
+        if start.observation is not None:
+            self.push(p.Observation(observation=start.observation, episode_id=episode_id))
+        if start.text is not None:
+            self.push(p.Text(text=start.text, episode_id=episode_id))
+        self.push(self.describe())
+        # Auto-resets happen many times a second in real time: keep them out of INFO.
+        level = logging.INFO if requested else logging.DEBUG
+        log.log(level, "episode %d started (frame %d)", episode_id, start.frame)
+        return episode_id, start
+
+    async def _publish(self, step: Transition, *, autoreset: bool) -> p.StepReply:
+        """Push a step's reward and observation; end the episode or reset it; the reply."""
+        episode_id = self.episode.episode_id
+        info = p.jsonable_items(step.info)
+        self.push(
+            p.Reward(
+                reward=step.reward,
+                terminated=step.terminated,
+                truncated=step.truncated,
+                info=info,
+                frame=step.frame,
+                episode_id=episode_id,
+            )
+        )
+        if step.observation is not None:
+            self.push(p.Observation(observation=step.observation, episode_id=episode_id))
+        frame = step.frame
+        if step.done and not autoreset:
+            self.episode.apply(p.Trigger.END)  # the terminal frame stays until a reset
+        elif step.done:
+            # The reply's observation (the frame on screen) belongs to the new episode.
+            info = {**info, "terminal_frame": step.frame, "terminal_episode_id": episode_id}
+            _, start = await self._begin_episode(None)
+            frame = start.frame
+        return p.StepReply(
+            frame=frame,
+            reward=step.reward,
+            terminated=step.terminated,
+            truncated=step.truncated,
+            info=info,
+            episode_id=self.episode.episode_id,
+        )
 
     # connection handling
 
@@ -358,7 +409,7 @@ class RewarderServer:
         if isinstance(event, p.Ping):
             return p.PingReply()
         if isinstance(event, p.Reset):
-            return await self._backend.reset(event)
+            return await self._reset(event)
         if isinstance(event, p.Step):
-            return await self._backend.step(event)
+            return await self._step(event)
         raise RequestRejected(f"{event.METHOD} is not a request")

@@ -5,10 +5,10 @@ See :class:`RFBClient`. The asyncio wrapper lives in :mod:`gymlab.client.vnc`.
 
 from __future__ import annotations
 
+from gymlab.protocol_errors import LocalProtocolError, RemoteProtocolError
 from gymlab.rfb.client import (
     DEFAULT_ENCODINGS,
     DEFAULT_MAX_SIZE,
-    LocalProtocolError,
     RFBClient,
     RFBStats,
     State,
@@ -25,7 +25,7 @@ from gymlab.rfb.events import (
     Event,
     FramebufferUpdateComplete,
     PixelFormat,
-    ProtocolError,
+    ProtocolViolation,
     Rect,
     ServerCutText,
     ServerInit,
@@ -46,10 +46,11 @@ __all__ = [
     "FramebufferUpdateComplete",
     "LocalProtocolError",
     "PixelFormat",
-    "ProtocolError",
+    "ProtocolViolation",
     "RFBClient",
     "RFBStats",
     "Rect",
+    "RemoteProtocolError",
     "ServerCutText",
     "ServerInit",
     "State",

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from Crypto.Cipher import DES
 
+from gymlab.protocol_errors import LocalProtocolError, RemoteProtocolError
 from gymlab.rfb import zrle
 from gymlab.rfb.events import (
     CLIENT_PIXEL_FORMAT,
@@ -44,7 +45,7 @@ from gymlab.rfb.events import (
     Event,
     FramebufferUpdateComplete,
     PixelFormat,
-    ProtocolError,
+    ProtocolViolation,
     Rect,
     ServerCutText,
     ServerInit,
@@ -93,19 +94,11 @@ class State(enum.Enum):
 
     HANDSHAKE = "handshake"  # version, security and init exchange in progress
     READY = "ready"  # ServerInit received: normal operation
-    FAILED = "failed"  # ConnectionFailed or ProtocolError was returned
+    FAILED = "failed"  # ConnectionFailed or ProtocolViolation was returned
     CLOSED = "closed"  # the peer closed the connection
 
 
 _DONE = (State.FAILED, State.CLOSED)
-
-
-class LocalProtocolError(RuntimeError):
-    """The caller used the client wrongly (e.g. sent an input event before ServerInit)."""
-
-
-class _Violation(Exception):
-    """Internal: the server broke the protocol; turned into a ProtocolError event."""
 
 
 class _Refused(Exception):
@@ -242,8 +235,8 @@ class RFBClient:
                 steps += 1
                 if max_steps is not None and steps >= max_steps:
                     break
-        except _Violation as exc:
-            self._fail(ProtocolError(str(exc)))
+        except RemoteProtocolError as exc:
+            self._fail(ProtocolViolation(str(exc)))
         except _Refused as exc:
             self._fail(ConnectionFailed(str(exc)))
         if pos >= len(self._buf):
@@ -328,13 +321,17 @@ class RFBClient:
     def _read_text(self) -> Generator[int, bytes, str]:
         (length,) = _U32.unpack((yield 4))
         if length > self.max_text_length:
-            raise _Violation(f"string of {length} bytes exceeds the {self.max_text_length} cap")
+            raise RemoteProtocolError(
+                f"string of {length} bytes exceeds the {self.max_text_length} cap"
+            )
         return (yield length).decode("latin-1")
 
     def _check_size(self, width: int, height: int) -> None:
         max_w, max_h = self.max_size
         if width > max_w or height > max_h:
-            raise _Violation(f"server desktop {width}x{height} exceeds the {max_w}x{max_h} cap")
+            raise RemoteProtocolError(
+                f"server desktop {width}x{height} exceeds the {max_w}x{max_h} cap"
+            )
 
     def _resize(self, width: int, height: int) -> None:
         self._check_size(width, height)
@@ -357,16 +354,16 @@ class RFBClient:
                 text = yield from self._read_text()
                 self._events.append(ServerCutText(text))
             else:
-                raise _Violation(f"unknown server message type {msg_type}")
+                raise RemoteProtocolError(f"unknown server message type {msg_type}")
 
     def _handshake(self) -> _Parser:
         version = yield 12
         if not (version.startswith(b"RFB ") and version[7:8] == b"." and version[11:] == b"\n"):
-            raise _Violation(f"not an RFB server (greeting {version!r})")
+            raise RemoteProtocolError(f"not an RFB server (greeting {version!r})")
         try:
             server = (int(version[4:7]), int(version[8:11]))
         except ValueError:
-            raise _Violation(f"bad RFB version {version!r}") from None
+            raise RemoteProtocolError(f"bad RFB version {version!r}") from None
         if server < (3, 8):
             raise _Refused(f"server speaks RFB {server[0]}.{server[1]}; 3.8 is required")
         self._out += b"RFB 003.008\n"
@@ -395,7 +392,7 @@ class RFBClient:
         width, height, fmt, name_length = _SERVER_INIT.unpack((yield 24))
         self._check_size(width, height)
         if name_length > self.max_text_length:
-            raise _Violation(f"desktop name of {name_length} bytes exceeds the cap")
+            raise RemoteProtocolError(f"desktop name of {name_length} bytes exceeds the cap")
         name = (yield name_length).decode("utf-8", errors="replace")
         self._resize(width, height)
         self.name = name
@@ -439,7 +436,7 @@ class RFBClient:
                 self._events.append(DesktopResized(r.width, r.height))
             return
         if r.x + r.width > self.width or r.y + r.height > self.height:
-            raise _Violation(
+            raise RemoteProtocolError(
                 f"rect {r.width}x{r.height}+{r.x}+{r.y} outside the "
                 f"{self.width}x{self.height} framebuffer"
             )
@@ -449,7 +446,7 @@ class RFBClient:
         elif enc == ENCODING_COPYRECT:
             sx, sy = struct.unpack(">HH", (yield 4))
             if sx + r.width > self.width or sy + r.height > self.height:
-                raise _Violation("CopyRect source outside the framebuffer")
+                raise RemoteProtocolError("CopyRect source outside the framebuffer")
             # in place, band by band: a full-size temporary would double the framebuffer
             for _ in copy_rect_bands(self.framebuffer, sx, sy, r.x, r.y, r.width, r.height):
                 yield 0
@@ -457,7 +454,7 @@ class RFBClient:
         elif enc == ENCODING_ZRLE:
             yield from self._zrle(r, target)
         else:
-            raise _Violation(f"encoding {enc} was not requested")
+            raise RemoteProtocolError(f"encoding {enc} was not requested")
 
     def _raw(self, r: Rect, target: np.ndarray) -> _Parser:
         row_bytes = r.width * 4
@@ -475,7 +472,9 @@ class RFBClient:
         bound = zrle.max_decompressed_size(r.width, r.height)
         # deflate never expands by more than a few bytes per 16 KiB block
         if length > bound + bound // 8 + 1024:
-            raise _Violation(f"ZRLE length {length} too large for a {r.width}x{r.height} rect")
+            raise RemoteProtocolError(
+                f"ZRLE length {length} too large for a {r.width}x{r.height} rect"
+            )
         # Inflate piece by piece, never past the bound: a bomb is stopped after at most
         # bound + 1 bytes of output, however much its compressed data would expand to.
         raw = bytearray()
@@ -488,10 +487,10 @@ class RFBClient:
                 try:
                     out = self._zlib.decompress(data, limit)
                 except zlib.error as exc:
-                    raise _Violation(f"ZRLE zlib stream: {exc}") from None
+                    raise RemoteProtocolError(f"ZRLE zlib stream: {exc}") from None
                 raw += out
                 if len(raw) > bound:
-                    raise _Violation(
+                    raise RemoteProtocolError(
                         f"ZRLE data of a {r.width}x{r.height} rect decompresses to more than "
                         f"the {bound} bytes the rect can hold"
                     )
@@ -507,6 +506,6 @@ class RFBClient:
                     mark = off
                     yield 0
         except zrle.ZRLEError as exc:
-            raise _Violation(f"ZRLE: {exc}") from None
+            raise RemoteProtocolError(f"ZRLE: {exc}") from None
         self.stats.zrle_decompressed_bytes += len(raw)
         self._count(ENCODING_ZRLE, 16 + length)

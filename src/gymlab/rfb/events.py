@@ -134,7 +134,7 @@ class ConnectionFailed(Event):
 
 
 @dataclass(frozen=True)
-class ProtocolError(Event):
+class ProtocolViolation(Event):
     """The server sent something malformed or out of bounds; the connection is unusable."""
 
     reason: str

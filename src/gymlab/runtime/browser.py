@@ -8,7 +8,8 @@ start episodes and to read what the page knows (utterance, reward, done, the DOM
 actions are injected as X input too (XTEST), the same path a VNC client's events take.
 
 Env ids are MiniWoB++'s own: ``miniwob/click-test-2-v1`` serves the page
-``click-test-2.html`` that the ``miniwob`` package ships.
+``click-test-2.html`` that the ``miniwob`` package ships; Gymnasium's ``module:EnvId`` form
+(``miniwob:miniwob/click-test-2-v1``) names the same task.
 """
 
 from __future__ import annotations
@@ -25,15 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gymlab.rewarder import protocol as p
-from gymlab.rewarder.server import RequestRejected
+from gymlab.rewarder.backend import EpisodeStart, RequestRejected, Transition
 from gymlab.rewarder.spaces import action_from_json, space_to_json
-from gymlab.runtime.envs import ConfigError
-from gymlab.runtime.host import Backend
+from gymlab.runtime.backend import Backend, Display, register
+from gymlab.runtime.config import ConfigError, RuntimeConfig
+from gymlab.runtime.envs import split_env_id
 
 if TYPE_CHECKING:
     import gymnasium
-
-    from gymlab.runtime.core import RuntimeConfig
 
 log = logging.getLogger("gymlab.runtime")
 
@@ -104,14 +104,19 @@ def no_sandbox_reason() -> str | None:
     return None
 
 
+def task_id(env_id: str) -> str:
+    """A web task's id in MiniWoB++'s own form: ``miniwob:miniwob/x-v1`` -> ``miniwob/x-v1``."""
+    return split_env_id(env_id)[1]
+
+
 def is_browser_env(env_id: str) -> bool:
-    """Whether ``env_id`` is served by a browser runtime."""
-    return env_id.startswith(PREFIX)
+    """Whether ``env_id`` is served by a browser runtime (either form of a task's id)."""
+    return task_id(env_id).startswith(PREFIX)
 
 
 def task_page(env_id: str) -> Path:
     """The page of ``miniwob/<task>-v1``; :class:`ConfigError` when there is none."""
-    task = env_id.removeprefix(PREFIX).rsplit("-v", 1)[0]
+    task = task_id(env_id).removeprefix(PREFIX).rsplit("-v", 1)[0]
     try:
         import miniwob
     except ImportError:
@@ -261,7 +266,7 @@ class Chromium:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 
-        from gymlab.runtime.local import pdeathsig_preexec
+        from gymlab.procfs import pdeathsig_preexec
 
         home = self._workdir / "chromium"
         home.mkdir(mode=0o700, exist_ok=True)
@@ -384,47 +389,74 @@ class MiniWoBPage:
         raise ValueError(f"no element with ref {ref} on the page")
 
 
-class BrowserHost(Backend):
-    """A MiniWoB++ task page in Chromium on the runtime's display; the rewarder's backend.
+@register()
+class BrowserBackend(Backend):
+    """A MiniWoB++ task page in Chromium on the runtime's display.
 
     Lockstep: a step carries one :func:`action_space` action, injected as X input; the
-    reply goes out once the page has settled, with the page's reward (at the episode's end),
+    result comes once the page has settled, with the page's reward (at the episode's end),
     the utterance and the reward's reason in ``info``. Real time: the agent's VNC input
-    reaches Chromium directly; each tick reads the page, and an episode's end is pushed
-    as a ``v0.env.reward`` before the next episode starts. Every episode start pushes the
-    utterance as ``v0.env.text`` and the page (utterance, elements with display
-    coordinates) as ``v0.env.observation``; lockstep steps push the page too.
+    reaches Chromium directly; each tick reads the page, and an episode's end is a
+    transition (the server then starts the next episode). Every episode start gives the
+    utterance as its text and the page (utterance, elements with display coordinates) as
+    its observation; lockstep steps give the page too.
     """
 
-    def __init__(
-        self, config: RuntimeConfig, display_name: str, xauthority: Path | None, workdir: Path
-    ) -> None:
-        super().__init__(config)
+    frame_size = (TASK_WIDTH, TASK_HEIGHT)
+    shows_cursor = False  # Chromium draws its own pointer
+
+    def __init__(self, config: RuntimeConfig, env_id: str) -> None:
+        super().__init__(config, env_id)
         self.space = action_space()
-        self.chromium = Chromium(task_page(config.env_id).as_uri(), display_name, xauthority,
-                                 workdir)  # fmt: skip
-        self._display = (display_name, xauthority)
+        self.chromium: Chromium | None = None
         self.page: MiniWoBPage | None = None
         self.xinput: XInput | None = None
-        #: the last episode ended on a step that asked the runtime not to reset
-        self._ended = False
 
-    async def start(self) -> None:
-        """Start Chromium on the display and the first episode."""
-        await self._off_loop(self._open)
-        async with self._env_lock:
-            await self._begin(None)
+    @classmethod
+    def serves(cls, env_id: str) -> bool:
+        return is_browser_env(env_id)
 
-    def _open(self) -> None:
+    @classmethod
+    def prepare(cls, config: RuntimeConfig) -> BrowserBackend:
+        """Check that the task's page exists and that nothing Gymnasium-only was given."""
+        given = [
+            flag
+            for flag, value in (
+                ("--import", config.imports),
+                ("--env-kwargs", config.env_kwargs),
+                ("--keymap", config.keymap_file),
+            )
+            if value
+        ]
+        if given:
+            raise ConfigError(
+                f"{config.env_id} is a web task: {', '.join(given)} does not apply "
+                "(the browser takes real input, its page is the task)"
+            )
+        task_page(config.env_id)
+        return cls(config, task_id(config.env_id))
+
+    async def attach(self, display: Display) -> None:
+        """Start Chromium on the display and the first episode's page."""
+        self.chromium = Chromium(
+            task_page(self.env_id).as_uri(), display.name, display.xauthority, display.workdir
+        )
+        await self.off_loop(self._open, display)
+        await self.off_loop(self._begin_page, None)
+        self.frame += 1
+
+    def _open(self, display: Display) -> None:
+        assert self.chromium is not None
         self.chromium.start()
         self.page = MiniWoBPage(self.chromium)
-        self.xinput = XInput(*self._display)
+        self.xinput = XInput(display.name, display.xauthority)
 
     def close(self) -> None:
         super().close()
         if self.xinput is not None:
             self.xinput.close()
-        self.chromium.quit()
+        if self.chromium is not None:
+            self.chromium.quit()
 
     @property
     def _page(self) -> MiniWoBPage:
@@ -432,51 +464,12 @@ class BrowserHost(Backend):
             raise RuntimeError("the browser has not started")
         return self.page
 
-    # RewarderBackend
+    # results
 
-    def describe(self) -> p.Describe:
-        return p.Describe(
-            env_id=self.env_id,
-            fps=self.fps,
-            action_space=space_to_json(self.space),
-            frame_shape=(TASK_HEIGHT, TASK_WIDTH, 3),
-            mode=self.mode,
-            frame=self.frame,
-        )
+    def describe_extras(self) -> dict[str, Any]:
+        return {"action_space": space_to_json(self.space)}
 
-    async def reset(self, request: p.Reset) -> p.ResetReply:
-        async with self._env_lock:
-            self._take_fps(request)
-            if request.env_id is not None and request.env_id != self.env_id:
-                await self._switch(request.env_id)
-            episode_id = await self._begin(request.seed, request.episode_id)
-        return p.ResetReply(episode_id=episode_id, frame=self.frame)
-
-    async def step(self, request: p.Step) -> p.StepReply:
-        try:
-            action = action_from_json(self.space, request.action)
-        except ValueError as exc:
-            raise RequestRejected(str(exc)) from None
-        async with self._env_lock:
-            if self._ended:
-                raise RequestRejected("the episode has ended; send v0.env.reset first")
-            try:
-                state, page = await self._off_loop(self._act, action)
-            except ValueError as exc:  # a key the display cannot type, a ref not on the page
-                raise RequestRejected(str(exc)) from None
-            return await self._report(state, page, request.action, autoreset=request.autoreset)
-
-    async def tick(self) -> None:
-        """Real time: read the page; an episode that ended is reported, the next one begun."""
-        async with self._env_lock:
-            state = await self._off_loop(self._page.state)
-            if state.done:
-                page = await self._off_loop(self._page.observation)
-                await self._report(state, page, None)
-
-    # internals
-
-    async def _switch(self, env_id: str) -> None:
+    async def switch(self, env_id: str, seed: int | None) -> None:
         if not is_browser_env(env_id):
             raise RequestRejected(
                 f"this runtime serves web tasks ({PREFIX}...), not {env_id!r}; "
@@ -486,11 +479,41 @@ class BrowserHost(Backend):
             url = task_page(env_id).as_uri()
         except ConfigError as exc:
             raise RequestRejected(str(exc)) from None
-        await self._off_loop(self._load, url)
-        self.env_id = env_id
-        log.info("switched environment to %s", env_id)
+        await self.off_loop(self._load, url)
+        self.env_id = task_id(env_id)
+        log.info("switched environment to %s", self.env_id)
+
+    async def reset(self, seed: int | None) -> EpisodeStart:
+        page = await self.off_loop(self._begin_page, seed)
+        self.frame += 1
+        log.debug("episode started: %s", page["utterance"])
+        return EpisodeStart(frame=self.frame, observation=page, text=page["utterance"])
+
+    async def act(self, action: Any) -> Transition:
+        try:
+            decoded = action_from_json(self.space, action)
+        except ValueError as exc:
+            raise RequestRejected(str(exc)) from None
+        try:
+            state, page = await self.off_loop(self._act, decoded)
+        except ValueError as exc:  # a key the display cannot type, a ref not on the page
+            raise RequestRejected(str(exc)) from None
+        return self._transition(state, page)
+
+    async def tick(self) -> Transition | None:
+        """Real time: read the page; an episode that ended is a transition."""
+        state = await self.off_loop(self._page.state)
+        if not state.done:
+            return None
+        page = await self.off_loop(self._page.observation)
+        transition = self._transition(state, page)
+        transition.info["action"] = None
+        return transition
+
+    # internals
 
     def _load(self, url: str) -> None:
+        assert self.chromium is not None
         self.chromium.driver.get(url)
         self.page = MiniWoBPage(self.chromium)
 
@@ -498,20 +521,9 @@ class BrowserHost(Backend):
         self._page.begin(seed)
         return self._page.observation()
 
-    async def _begin(self, seed: int | None, hint: int | None = None) -> int:
-        server = self._server
-        with server.resetting(hint) as episode_id:
-            page = await self._off_loop(self._begin_page, seed)
-            self.frame += 1
-            server.push(p.Observation(observation=page, episode_id=episode_id))
-            server.push(p.Text(text=page["utterance"], episode_id=episode_id))
-        self._ended = False
-        log.debug("episode %d started: %s", episode_id, page["utterance"])
-        return episode_id
-
     def _act(self, action: dict[str, Any]) -> tuple[PageState, dict[str, Any]]:
         xinput = self.xinput
-        assert xinput is not None
+        assert xinput is not None and self.chromium is not None
         kind = ACTION_TYPES[int(action["action_type"])]
         if kind == "CLICK_COORDS":
             xinput.click(*action["coords"])
@@ -524,34 +536,17 @@ class BrowserHost(Backend):
         self.chromium.settle()
         return self._page.snapshot()
 
-    async def _report(
-        self, state: PageState, page: dict[str, Any], action: Any, *, autoreset: bool = True
-    ) -> p.StepReply:
-        server = self._server
+    def _transition(self, state: PageState, page: dict[str, Any]) -> Transition:
         self.frame += 1
-        episode, frame = server.episodes.episode_id, self.frame
-        reward = state.reward if state.done else 0.0
-        info: dict[str, Any] = {
-            "action": action,
-            "utterance": page["utterance"],
-            "raw_reward": state.raw_reward if state.done else 0.0,
-            "reason": p.to_jsonable(state.reason) if state.done else None,
-        }
-        server.push(
-            p.Reward(reward=reward, terminated=state.done, info=info, frame=frame,
-                     episode_id=episode)
-        )  # fmt: skip
-        server.push(p.Observation(observation=page, episode_id=episode))
-        if state.done and not autoreset:
-            self._ended = True
-        elif state.done:
-            info = {**info, "terminal_frame": frame, "terminal_episode_id": episode}
-            await self._begin(None)
-        return p.StepReply(
-            frame=self.frame,
-            reward=reward,
+        return Transition(
+            reward=state.reward if state.done else 0.0,
             terminated=state.done,
             truncated=False,
-            info=info,
-            episode_id=server.episodes.episode_id,
+            frame=self.frame,
+            info={
+                "utterance": page["utterance"],
+                "raw_reward": state.raw_reward if state.done else 0.0,
+                "reason": p.to_jsonable(state.reason) if state.done else None,
+            },
+            observation=page,
         )

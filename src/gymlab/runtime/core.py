@@ -1,10 +1,11 @@
-"""The runtime process: Xvnc + the env host + the rewarder, in one process tree.
+"""The runtime process: Xvnc + a backend + the rewarder, in one process tree.
 
-The rewarder, X drawing and X input run on one asyncio loop, which keeps the
-ordering simple (a reply is only queued after its frame is in Xvnc's
-framebuffer, and pushes leave in the order they were made); the env's own
-work runs on one worker thread of the env host (:mod:`gymlab.runtime.host`),
-so a slow env cannot stall pings and handshakes.
+The backend that serves the env id (:func:`gymlab.runtime.backend.backend_for`: a web
+task's browser, else a Gymnasium env) is prepared first; its frame size sizes Xvnc's
+display; the rewarder server drives it. The rewarder, X drawing and X input run on one
+asyncio loop, which keeps the ordering simple (a reply is only queued after its frame is
+in Xvnc's framebuffer, and pushes leave in the order they were made); the env's own work
+runs on the backend's worker thread, so a slow env cannot stall pings and handshakes.
 
 Process lifetime: Xvnc runs in its own session and dies with the runtime
 (PR_SET_PDEATHSIG, see :mod:`gymlab.runtime.xvnc`); SIGTERM and SIGINT stop
@@ -16,10 +17,8 @@ runtime that starts. Ports in use are reported before anything starts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
-import math
 import os
 import re
 import secrets
@@ -28,17 +27,18 @@ import signal
 import socket
 import stat
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from gymlab.rewarder.protocol import DEFAULT_MODE, MAX_FPS, MIN_FPS, Mode
+from gymlab.procfs import pid_alive, port_holder, process_start_time
+from gymlab.rewarder.protocol import Mode
 from gymlab.rewarder.server import RewarderServer
-from gymlab.runtime.browser import TASK_HEIGHT, TASK_WIDTH, BrowserHost, is_browser_env, task_page
-from gymlab.runtime.envs import ConfigError, EnvCatalog, make_env
-from gymlab.runtime.host import Backend, EnvHost, render, resolve_keymap
-from gymlab.runtime.local import pid_alive, port_holder, process_start_time
+
+# The backends register themselves on import (browser first: it claims web task ids).
+from gymlab.runtime import browser as _browser  # noqa: F401
+from gymlab.runtime import env_backend as _env_backend  # noqa: F401
+from gymlab.runtime.backend import Backend, Display, backend_for
+from gymlab.runtime.config import ConfigError, RuntimeConfig, with_password_file
 from gymlab.runtime.xvnc import (
     XvncError,
     XvncOptions,
@@ -46,12 +46,6 @@ from gymlab.runtime.xvnc import (
     vnc_password_file_bytes,
     xauthority_bytes,
 )
-
-if TYPE_CHECKING:
-    import gymnasium
-
-    from gymlab.runtime.keymaps import KeyMap
-    from gymlab.runtime.xwindow import FrameWindow
 
 log = logging.getLogger("gymlab.runtime")
 
@@ -76,87 +70,6 @@ _WORKDIR_NAME = re.compile(rf"{re.escape(WORKDIR_PREFIX)}(\d+)\.(\d+)-[A-Za-z0-9
 
 class PortInUse(ConfigError):
     """A port the runtime would listen on is taken (the message names it and its holder)."""
-
-
-@dataclass(frozen=True)
-class RuntimeConfig:
-    """Everything a runtime needs; ``vnc_port``/``rewarder_port`` 0 is not allowed for VNC.
-
-    ``env_id`` is anything ``gymnasium.make`` takes, ``module:EnvId`` included
-    (:mod:`gymlab.runtime.envs`); ``imports`` are modules to import first (packages that
-    register envs on import), ``env_kwargs`` go to ``gymnasium.make``, ``keymap_file`` is
-    a user key map (JSON/YAML, :meth:`gymlab.runtime.keymaps.KeyMap.from_json`) for
-    real time. ``mode`` accepts :class:`Mode` or its string (``"realtime"``, ``"lockstep"``) and
-    is normalised to :class:`Mode`; an unknown string is left for :meth:`validate`.
-    """
-
-    env_id: str
-    password: str
-    vnc_port: int = 5900
-    rewarder_port: int = 15900
-    mode: Mode | str = DEFAULT_MODE
-    fps: float = 60.0
-    bind: str = "127.0.0.1"
-    display: int | None = None
-    xvnc_executable: str = "Xvnc"
-    imports: tuple[str, ...] = ()
-    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    keymap_file: str | None = None
-
-    def __post_init__(self) -> None:
-        with contextlib.suppress(ValueError):
-            object.__setattr__(self, "mode", Mode(self.mode))  # frozen: set it the hard way
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` for values that cannot work."""
-        if not isinstance(self.mode, Mode):
-            raise ConfigError(f"unknown mode {self.mode!r} (realtime or lockstep)")
-        if not (math.isfinite(self.fps) and MIN_FPS <= self.fps <= MAX_FPS):
-            raise ConfigError(f"fps must be in {MIN_FPS:g}..{MAX_FPS:g}, got {self.fps:g}")
-        if not self.password:
-            raise ConfigError("the password is empty")
-        for name in ("vnc_port", "rewarder_port"):
-            port = getattr(self, name)
-            if not 0 < port < 65536:
-                raise ConfigError(f"{name} must be in 1..65535, got {port}")
-        if self.display is not None and not 0 <= self.display < 65536:
-            raise ConfigError(f"display must be in 0..65535, got {self.display}")
-        if is_browser_env(self.env_id):
-            given = [
-                flag
-                for flag, value in (
-                    ("--import", self.imports),
-                    ("--env-kwargs", self.env_kwargs),
-                    ("--keymap", self.keymap_file),
-                )
-                if value
-            ]
-            if given:
-                raise ConfigError(
-                    f"{self.env_id} is a web task: {', '.join(given)} does not apply "
-                    "(the browser takes real input, its page is the task)"
-                )
-
-    def load_env(self) -> tuple[EnvCatalog, gymnasium.Env[Any, Any], KeyMap | None]:
-        """Import what the env needs, make it and find its key map (nothing else starts).
-
-        Raises :class:`ConfigError` when the env cannot be made, or when real time has
-        no key map for it.
-        """
-        catalog = EnvCatalog()
-        catalog.load(self.env_id, self.imports)
-        env = make_env(self.env_id, self.env_kwargs)
-        try:
-            keymap = resolve_keymap(self, self.env_id, env)
-            if keymap is None and self.mode is Mode.REALTIME:
-                raise ConfigError(
-                    f"no key map for {self.env_id}: real-time mode needs one "
-                    "(give one with --keymap FILE, or use lockstep)"
-                )
-        except BaseException:
-            env.close()
-            raise
-        return catalog, env, keymap
 
 
 def _listen_addresses(bind: str, *, xvnc: bool) -> list[str]:
@@ -201,8 +114,6 @@ def check_ports(config: RuntimeConfig) -> None:
     port and, when /proc shows it, the process holding it, rather than an
     "Address already in use" from deep inside Xvnc or the rewarder.
     """
-    if config.vnc_port == config.rewarder_port:
-        raise ConfigError(f"the VNC and rewarder ports are the same ({config.vnc_port})")
     for address in _listen_addresses(config.bind, xvnc=True):
         _check_port("VNC", config.vnc_port, address)
     for address in _listen_addresses(config.bind, xvnc=False):
@@ -271,7 +182,7 @@ class Runtime:
         self.ready = asyncio.Event()
         self.display: int | None = None
         self.rewarder_port: int | None = None
-        self.host: Backend | None = None
+        self.backend: Backend | None = None
         self.workdir: Path | None = None
         self._stop = asyncio.Event()
         self._stop_requested = False
@@ -282,9 +193,9 @@ class Runtime:
             self._failure = reason  # logged once run() has seen whether Xvnc died
         self._stop.set()
 
-    def _on_x_readable(self, window: FrameWindow, fd: int) -> None:
+    def _on_display_event(self, backend: Backend, fd: int) -> None:
         try:
-            window.poll_events()
+            backend.poll_events()
         except Exception as exc:  # the X connection broke: Xvnc is gone or dying
             # python-xlib may have closed the socket already: use the fd we registered.
             asyncio.get_running_loop().remove_reader(fd)
@@ -301,31 +212,19 @@ class Runtime:
         config.validate()
         check_ports(config)
         mode = Mode(config.mode)
-        workdir = self.workdir = make_workdir()
+        backend = self.backend = backend_for(config.env_id).prepare(config)
+        workdir: Path | None = None
         xvnc: XvncProcess | None = None
-        window: FrameWindow | None = None
         server: RewarderServer | None = None
-        env: Any = None
         tasks: list[asyncio.Task[Any]] = []
-        x_fd: int | None = None
+        event_fd: int | None = None
         try:
-            browser = is_browser_env(config.env_id)
-            if browser:  # the program draws its own window at the task's size
-                task_page(config.env_id)
-                width, height = TASK_WIDTH, TASK_HEIGHT
-            else:
-                catalog, env, keymap = config.load_env()
-                env.reset()
-                first = render(env)
-                height, width = first.shape[:2]
-            passwd = workdir / "vncpasswd"
-            passwd.touch(mode=0o600)
-            passwd.write_bytes(vnc_password_file_bytes(config.password))
-            xauth = workdir / "Xauthority"
-            xauth.touch(mode=0o600)
-            xauth.write_bytes(xauthority_bytes(secrets.token_bytes(16)))
+            workdir = self.workdir = make_workdir()
+            xauth = _write_secret(workdir / "Xauthority", xauthority_bytes(secrets.token_bytes(16)))
+            passwd = _write_secret(workdir / "vncpasswd", vnc_password_file_bytes(config.password))
             if len(config.password) > 8:
                 log.warning("VNC uses only the first 8 characters of the password")
+            width, height = backend.frame_size
             xvnc = XvncProcess(
                 XvncOptions(
                     width=width,
@@ -336,28 +235,21 @@ class Runtime:
                     display=config.display,
                     executable=config.xvnc_executable,
                     xauthority=xauth,
-                    cursor=not browser,
+                    cursor=backend.shows_cursor,
                 )
             )
             await xvnc.start()
             self.display = xvnc.display
-            host: Backend
-            if browser:
-                host = self.host = BrowserHost(config, xvnc.display_name, xauth, workdir)
-            else:
-                from gymlab.runtime.xwindow import FrameWindow
-
-                window = FrameWindow(xvnc.display_name, width, height, xauth)
-                host = self.host = EnvHost(config, env, first, window, catalog, keymap)
-            rewarder = RewarderServer(
-                host,
+            await backend.attach(Display(xvnc.display_name, xauth, workdir))
+            server = RewarderServer(
+                backend,
                 password=config.password,
-                host=config.bind,
+                bind=config.bind,
                 port=config.rewarder_port,
                 mode=mode,
             )
             try:
-                await rewarder.start()
+                await server.start()
             except OSError as exc:  # taken since check_ports ran: still one clear line
                 log.error(
                     "cannot listen on rewarder port %d on %s: %s",
@@ -366,16 +258,14 @@ class Runtime:
                     exc.strerror or exc,
                 )
                 return 1
-            server = host.server = rewarder
             self.rewarder_port = server.port
-            await host.start()
             loop = asyncio.get_running_loop()
-            if window is not None:
-                x_fd = window.fileno()
-                loop.add_reader(x_fd, self._on_x_readable, window, x_fd)
+            event_fd = backend.event_fd()
+            if event_fd is not None:
+                loop.add_reader(event_fd, self._on_display_event, backend, event_fd)
             log.info(
                 "runtime ready: %s (%s, %g fps) on display :%s, VNC %s:%d, rewarder %s:%d",
-                config.env_id,
+                backend.env_id,
                 mode.value,
                 config.fps,
                 xvnc.display,
@@ -389,7 +279,7 @@ class Runtime:
             stop = asyncio.create_task(self._stop.wait())
             tasks = [xvnc_exit, stop]
             if mode is Mode.REALTIME:
-                tasks.append(asyncio.create_task(host.run_realtime()))
+                tasks.append(asyncio.create_task(backend.run_clock(server.tick)))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task not in (stop, xvnc_exit) and task.exception() is not None:
@@ -415,19 +305,22 @@ class Runtime:
         finally:
             for task in tasks:
                 task.cancel()
-            if x_fd is not None:
-                asyncio.get_running_loop().remove_reader(x_fd)
+            if event_fd is not None:
+                asyncio.get_running_loop().remove_reader(event_fd)
             if server is not None:
                 await server.close("runtime stopping")
-            if window is not None:
-                window.close()
+            backend.close()  # its env thread, its window and env (or browser)
             if xvnc is not None:
                 await xvnc.stop()
-            if self.host is not None:
-                self.host.close()  # its env thread and its (possibly switched) env
-            elif env is not None:
-                env.close()
-            shutil.rmtree(workdir, ignore_errors=True)
+            if workdir is not None:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _write_secret(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a new file only this user can read."""
+    path.touch(mode=0o600)
+    path.write_bytes(data)
+    return path
 
 
 def run_runtime(config: RuntimeConfig) -> int:
@@ -445,15 +338,3 @@ def run_runtime(config: RuntimeConfig) -> int:
         return await runtime.run()
 
     return asyncio.run(main())
-
-
-def with_password_file(config: RuntimeConfig, path: str | os.PathLike[str]) -> RuntimeConfig:
-    """``config`` with the password read from ``path`` (first line, whitespace stripped)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read password file {path}: {exc.strerror}") from None
-    password = text.splitlines()[0].strip() if text.strip() else ""
-    if not password:
-        raise ConfigError(f"password file {path} is empty")
-    return replace(config, password=password)

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gymlab.runtime.config import ConfigError
+
 if TYPE_CHECKING:
     import gymnasium
 
@@ -37,10 +39,6 @@ FAMILIES: dict[str, str] = {
 
 #: The entry-point group plugin packages may declare their registration functions in.
 ENTRY_POINT_GROUP = "gymnasium.envs"
-
-
-class ConfigError(ValueError):
-    """Bad runtime configuration (unknown env id, bad fps, ...)."""
 
 
 def split_env_id(env_id: str) -> tuple[str | None, str]:

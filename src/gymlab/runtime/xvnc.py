@@ -13,7 +13,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from gymlab.runtime.local import pdeathsig_preexec
+from gymlab.procfs import pdeathsig_preexec
 
 log = logging.getLogger("gymlab.runtime")
 

@@ -19,7 +19,7 @@ import numpy as np
 from Xlib import X
 from Xlib import display as xdisplay
 
-from gymlab.runtime.keymaps import PointerState
+from gymlab.keymap import PointerState
 
 log = logging.getLogger("gymlab.runtime")
 
