@@ -21,7 +21,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -412,9 +411,10 @@ def remotes_string(runtimes: Sequence[LocalRuntime], *, with_password: bool = Tr
 
     The password is the first runtime's (:func:`local_runtimes` gives them all the same one).
     """
+    from gymlab import deployment  # the one builder of remotes strings
+    from gymlab.client.remotes import parse_remote
+
     if not runtimes:
         raise ValueError("no runtimes")
-    spec = "vnc://" + ",".join(rt.remote for rt in runtimes)
-    if not with_password:
-        return spec
-    return f"{spec}?password={urllib.parse.quote(runtimes[0].password, safe='')}"
+    password = runtimes[0].password if with_password else None
+    return deployment.remotes_string([parse_remote(rt.remote) for rt in runtimes], password)

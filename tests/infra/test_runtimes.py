@@ -22,7 +22,7 @@ import pytest
 from conftest import host_var, role_fact
 from PIL import Image
 
-from gymlab.client.remotes import Remote
+from gymlab.client.remotes import Remote, parse_remote
 from gymlab.client.vector import RemoteVectorEnv
 from gymlab.client.vnc import VNCAuthenticationError, VNCConnection
 from gymlab.lab import remotes as lab_remotes
@@ -67,6 +67,31 @@ def test_the_fact_records_every_runtime_that_runs(host, fact):
     ports = [p for e in entries for p in (e["vnc_port"], e["rewarder_port"])]
     assert entries and len(set(ports)) == len(ports)
     assert [e["index"] for e in entries] == list(range(len(entries)))
+
+
+def test_the_fact_is_the_deployment_contract(host, fact):
+    """The contract's own keys: the loopback remotes are the instances' ports, each runtime's
+    settings carry its fps, and the defaults are a mode and a positive fps."""
+    entries = fact["instances"]
+    local = [parse_remote(entry) for entry in fact["local_remotes"]]
+    assert [(r.vnc_port, r.rewarder_port) for r in local] == [
+        (e["vnc_port"], e["rewarder_port"]) for e in entries
+    ]
+    assert fact["defaults"]["mode"] in ("lockstep", "realtime") and fact["defaults"]["fps"] > 0
+    assert fact["secrets_path"].endswith("/runtime-password")
+    for entry in entries:
+        with host.sudo():
+            settings = host.file(f"{CONF_DIR}/{entry['index']}.env").content_string
+        assert f"GYMLAB_FPS={entry['fps']:g}\n" in settings
+
+
+def cpu_quota_ns(text: str) -> int | None:
+    """systemd's CPUQuotaPerSecUSec (e.g. 1s, 500ms, 1.500000s) as ns per s; None: no quota."""
+    units = {"us": 1e3, "ms": 1e6, "s": 1e9}
+    for unit in ("us", "ms", "s"):
+        if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
+            return round(float(text[: -len(unit)]) * units[unit])
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +224,11 @@ def test_runtime_containers_are_locked_down(host, fact, runtimes):
         assert "no-new-privileges" in config["HostConfig"]["SecurityOpt"]
         assert config["HostConfig"]["ReadonlyRootfs"] is True
         assert config["HostConfig"]["Memory"] > 0
+        # the container gets the unit's CPU quota (gym_runtime_cpu_quota: 100% is --cpus 1)
+        quota = host.check_output(
+            f"systemctl show -p CPUQuotaPerSecUSec --value gym-runtime@{index}.service"
+        )
+        assert config["HostConfig"]["NanoCpus"] == cpu_quota_ns(quota.strip()), quota
         mounts = {m["Destination"]: m for m in config["Mounts"]}
         assert not any(m["RW"] for m in mounts.values()), "a host path is writable inside"
         assert f"{CONF_DIR}/keymaps" in mounts

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gymlab.client.remotes import format_remotes, parse_remotes
+from gymlab.client.remotes import Remote, format_remotes, parse_remotes
 from gymlab.lab import remotes
 from gymlab.lab.errors import LabError
 from gymlab.procfs import free_port
@@ -100,6 +100,24 @@ def test_password_only_when_asked_and_only_from_the_secrets_file(tmp_path, monke
         remotes.remotes_string(inv, with_password=True)
     secrets = tmp_path / "home/.config/gymlab/secrets"
     assert remotes.password_file(inv) == secrets / "mylab/runtime-password"
+
+
+def test_the_password_is_where_the_inventory_keeps_the_secrets(tmp_path, monkeypatch):
+    """gym_runtime_secrets_dir moves the generated password (as the role and the summary say);
+    a password with URL characters comes back quoted and parses back whole."""
+    inv = lab(tmp_path)
+    hosts = inv / "hosts.yml"
+    hosts.write_text(
+        hosts.read_text().replace("vars: {", f"vars: {{gym_runtime_secrets_dir: {tmp_path}/vault, ")
+    )
+    secret = tmp_path / "vault/mylab/runtime-password"
+    assert remotes.password_file(inv) == secret
+    secret.parent.mkdir(parents=True)
+    secret.write_text("a b&c?=%\n")
+    monkeypatch.setattr(remotes, "lab_remotes", lambda inventory: [Remote("10.0.0.1", 5900, 15900)])
+    text = remotes.remotes_string(inv, with_password=True)
+    assert text == "vnc://10.0.0.1:5900+15900?password=a%20b%26c%3F%3D%25"
+    assert parse_remotes(text).password == "a b&c?=%"
 
 
 def test_a_lab_without_runtime_hosts_is_a_clear_error(tmp_path):

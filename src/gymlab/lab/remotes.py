@@ -17,7 +17,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from gymlab.client.remotes import Remote, format_remotes
+from gymlab import deployment
+from gymlab.client.remotes import Remote
 from gymlab.lab import ansible
 from gymlab.lab.errors import LabError
 from gymlab.lab.proc import run
@@ -99,19 +100,24 @@ def read_facts(inventory: Path, hosts: list[str], role: str = "gym_runtime") -> 
     return facts
 
 
-def lab_runtimes(inventory: Path, only: str | None = None) -> list[Runtime]:
-    """Every runtime of the lab (of host ``only``, when given: none when it serves none)."""
+def _runtime_hosts(inventory: Path) -> tuple[list[str], dict]:
+    """The runtime hosts of ``inventory`` and every host's variables."""
     listing = json.loads(
         run(["ansible-inventory", "-i", str(inventory), "--list"], what="ansible-inventory")
     )
     hosts = listing.get(RUNTIME_GROUP, {}).get("hosts", [])
+    return hosts, listing.get("_meta", {}).get("hostvars", {})
+
+
+def lab_runtimes(inventory: Path, only: str | None = None) -> list[Runtime]:
+    """Every runtime of the lab (of host ``only``, when given: none when it serves none)."""
+    hosts, hostvars = _runtime_hosts(inventory)
     if only is not None:
         hosts = [h for h in hosts if h == only]
         if not hosts:
             return []
     elif not hosts:
         raise LabError(f"no hosts in group {RUNTIME_GROUP} of {inventory}")
-    hostvars = listing.get("_meta", {}).get("hostvars", {})
     facts = read_facts(inventory, hosts)
     return [
         rt for h in hosts for rt in runtimes_of(h, host_address(h, hostvars.get(h, {})), facts[h])
@@ -123,15 +129,18 @@ def lab_remotes(inventory: Path, only: str | None = None) -> list[Remote]:
 
 
 def password_file(inventory: Path, secrets_dir: Path | None = None) -> Path:
-    """Where the role keeps the lab's generated password on this machine."""
-    base = secrets_dir or Path.home() / ".config" / "gymlab" / "secrets"
-    return base / inventory.resolve().name / "runtime-password"
+    """Where the role keeps the lab's generated password on this machine: ``secrets_dir``, else
+    the runtime hosts' ``gym_runtime_secrets_dir``, else the role's default directory."""
+    if secrets_dir is not None:
+        return deployment.secrets_path(inventory, given=secrets_dir)
+    hosts, hostvars = _runtime_hosts(inventory)
+    return deployment.secrets_path(inventory, hostvars.get(hosts[0], {}) if hosts else {})
 
 
 def remotes_string(inventory: Path, *, with_password: bool = False) -> str:
-    """``vnc://h:5900+15900,...`` for the lab; the password is added only when asked for."""
-    secret = password_file(inventory)
-    if with_password and not secret.is_file():
+    """``vnc://h:5900+15900,...`` for the lab; the password (URL-quoted) only when asked for."""
+    secret = password_file(inventory) if with_password else None
+    if secret is not None and not secret.is_file():
         raise LabError(f"no generated password at {secret}; provision the lab first")
-    text = format_remotes(lab_remotes(inventory))
-    return text + ("?password=" + secret.read_text().strip() if with_password else "")
+    password = secret.read_text().strip() if secret is not None else None
+    return deployment.remotes_string(lab_remotes(inventory), password)

@@ -10,10 +10,10 @@ are found as ``invoke remotes`` finds them.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
+from gymlab import deployment
 from gymlab.client.remotes import format_remotes
 from gymlab.lab import remotes
 from gymlab.lab.errors import LabError
@@ -40,11 +40,6 @@ def _group_hosts(listing: dict, group: str) -> set[str]:
     return found
 
 
-def _literal(value: object) -> bool:
-    """False for a variable the inventory left as a Jinja expression (resolved only by Ansible)."""
-    return not (isinstance(value, str) and "{{" in value)
-
-
 def _url_host(address: str) -> str:
     return f"[{address}]" if ":" in address else address
 
@@ -66,15 +61,6 @@ def _inventory_arg(inventory: Path) -> str:
         return str(inv)
 
 
-def _secrets_dir(settings: dict, key: str, given: Path | None) -> Path:
-    if given is not None:
-        return given
-    value = settings.get(key)
-    if value and _literal(value):
-        return Path(os.path.expanduser(str(value)))
-    return Path.home() / ".config" / "gymlab" / "secrets"
-
-
 def _jupyter_lines(
     name: str,
     settings: dict,
@@ -92,7 +78,8 @@ def _jupyter_lines(
     listen = str(fact.get("listen") or "127.0.0.1")
     local_only = listen.startswith("127.") or listen == "::1"
     where = "127.0.0.1" if local_only else (address() if listen in WILDCARDS else listen)
-    base = _secrets_dir(settings, "jupyterlab_secrets_dir", secrets) / inventory.resolve().name
+    tokens = deployment.secrets_dir(settings, variable="jupyterlab_secrets_dir", given=secrets)
+    base = tokens / inventory.resolve().name
     lines = []
     for server in servers:
         user, port, profile = server["name"], int(server["port"]), server["profile"]
@@ -122,9 +109,7 @@ def _runtime_lines(name: str, settings: dict, inventory: Path, secrets: Path | N
     if str(settings.get("gym_runtime_password") or ""):
         lines.append("  password: set in the inventory (gym_runtime_password)")
     else:
-        secret = remotes.password_file(
-            inventory, _secrets_dir(settings, "gym_runtime_secrets_dir", secrets)
-        )
+        secret = deployment.secrets_path(inventory, settings, given=secrets)
         missing = "" if secret.is_file() else " (not generated yet: provision first)"
         lines.append(f"  password: {_shown(secret)}{missing}")
     for rt in found:
