@@ -12,7 +12,7 @@ where the lab's generated password is kept, or a runtime default takes it from h
   control machine;
 - :data:`DEFAULT_FPS` / :data:`DEFAULT_MODE`: the runtime defaults.
 
-A leaf module: it imports nothing from :mod:`gymlab.runtime`.
+It imports nothing from :mod:`gymlab.runtime`, only the remotes type and the protocol's modes.
 """
 
 from __future__ import annotations
@@ -24,10 +24,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 from gymlab.client.remotes import Remote, format_remotes
+from gymlab.rewarder.protocol.constants import Mode
 
-#: A runtime's defaults (the role's gym_runtime_default_fps / gym_runtime_default_mode).
+#: A runtime's defaults (the role's gym_runtime_default_fps / gym_runtime_default_mode), for
+#: the runtime CLI and API and local remotes alike. Lockstep works for every env and every
+#: agent; real time needs a key map and an agent that keeps up.
 DEFAULT_FPS = 60.0
-DEFAULT_MODE = "lockstep"
+DEFAULT_MODE = Mode.LOCKSTEP
 #: Ports of runtime 0; runtime i listens on base + i (gym_runtime_*_base_port).
 VNC_BASE_PORT = 5900
 REWARDER_BASE_PORT = 15900

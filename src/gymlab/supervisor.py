@@ -24,6 +24,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from gymlab import deployment
+from gymlab.client.remotes import parse_remote
+from gymlab.deployment import DEFAULT_FPS, DEFAULT_MODE
 from gymlab.procfs import (
     child_pids,
     free_port,
@@ -302,8 +305,8 @@ def _start_all(
 def start_local_runtime(
     env_id: str = "CartPole-v1",
     *,
-    mode: Mode | str = Mode.LOCKSTEP,
-    fps: float = 60.0,
+    mode: Mode | str = DEFAULT_MODE,
+    fps: float = DEFAULT_FPS,
     password: str | None = None,
     vnc_port: int | None = None,
     rewarder_port: int | None = None,
@@ -359,8 +362,8 @@ def start_local_runtimes(
     n: int,
     env_id: str = "CartPole-v1",
     *,
-    mode: Mode | str = Mode.LOCKSTEP,
-    fps: float = 60.0,
+    mode: Mode | str = DEFAULT_MODE,
+    fps: float = DEFAULT_FPS,
     password: str | None = None,
     ready_timeout: float = 60.0,
 ) -> list[LocalRuntime]:
@@ -388,8 +391,8 @@ def local_runtimes(
     n: int,
     env_id: str = "CartPole-v1",
     *,
-    mode: Mode | str = Mode.LOCKSTEP,
-    fps: float = 60.0,
+    mode: Mode | str = DEFAULT_MODE,
+    fps: float = DEFAULT_FPS,
     password: str | None = None,
     ready_timeout: float = 60.0,
 ) -> Iterator[list[LocalRuntime]]:
@@ -411,9 +414,6 @@ def remotes_string(runtimes: Sequence[LocalRuntime], *, with_password: bool = Tr
 
     The password is the first runtime's (:func:`local_runtimes` gives them all the same one).
     """
-    from gymlab import deployment  # the one builder of remotes strings
-    from gymlab.client.remotes import parse_remote
-
     if not runtimes:
         raise ValueError("no runtimes")
     password = runtimes[0].password if with_password else None

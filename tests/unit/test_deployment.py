@@ -147,18 +147,18 @@ def test_the_role_contract_and_the_module_agree(role_contract, host):
 
 def test_the_runtime_defaults_are_the_contracts():
     """The runtime's CLI and RuntimeConfig fall back to the contract's fps and mode, and the
-    role offers exactly the runtime's modes (guards the copies until they import the module)."""
+    role offers exactly the runtime's modes."""
     import argparse
     import dataclasses
 
-    from gymlab.rewarder.protocol import DEFAULT_MODE, Mode
+    from gymlab.rewarder.protocol import Mode
     from gymlab.runtime import cli
-    from gymlab.runtime.core import RuntimeConfig
+    from gymlab.runtime.config import RuntimeConfig
 
-    assert Mode(deployment.DEFAULT_MODE) == DEFAULT_MODE
+    assert isinstance(deployment.DEFAULT_MODE, Mode)
     fields = {f.name: f.default for f in dataclasses.fields(RuntimeConfig)}
     assert fields["fps"] == deployment.DEFAULT_FPS
-    assert Mode(fields["mode"]) == DEFAULT_MODE
+    assert Mode(fields["mode"]) is deployment.DEFAULT_MODE
     parser = argparse.ArgumentParser()
     cli.add_parser(parser.add_subparsers())
     args = parser.parse_args(

@@ -22,7 +22,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from gymlab.rewarder.protocol import DEFAULT_MODE, Mode
+from gymlab.deployment import DEFAULT_MODE
+from gymlab.rewarder.protocol import Mode
 from gymlab.supervisor import LocalRuntime, remotes_string, start_local_runtimes, stop_all
 
 log = logging.getLogger("gymlab.client")

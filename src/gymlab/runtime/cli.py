@@ -8,7 +8,8 @@ import signal
 import sys
 from typing import Any
 
-from gymlab.rewarder.protocol import DEFAULT_MODE, Mode
+from gymlab.deployment import DEFAULT_FPS, DEFAULT_MODE
+from gymlab.rewarder.protocol import Mode
 
 SERVE_EXAMPLES = """\
 examples:
@@ -83,7 +84,10 @@ def add_parser(subparsers: Any) -> None:
         help=f"how the env advances (default {DEFAULT_MODE.value})",
     )
     serve.add_argument(
-        "--fps", type=float, default=60.0, help="real-time frame rate, 1..1000 (default 60)"
+        "--fps",
+        type=float,
+        default=DEFAULT_FPS,
+        help=f"real-time frame rate, 1..1000 (default {DEFAULT_FPS:g})",
     )
     serve.add_argument("--bind", default="127.0.0.1", help="address VNC and rewarder listen on")
     serve.add_argument(

@@ -14,10 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gymlab.rewarder.protocol import DEFAULT_MODE, MAX_FPS, MIN_FPS, Mode
-
-#: The real-time clock of a runtime nobody chose one for.
-DEFAULT_FPS = 60.0
+from gymlab.deployment import DEFAULT_FPS, DEFAULT_MODE
+from gymlab.rewarder.protocol import MAX_FPS, MIN_FPS, Mode
 
 
 class ConfigError(ValueError):

@@ -53,12 +53,6 @@ class Mode(str, enum.Enum):
     LOCKSTEP = "lockstep"
 
 
-#: The clock of a runtime nobody chose one for, everywhere (runtime CLI and API, local remotes,
-#: the gym_runtime role): lockstep works for every env and every agent; real time needs a key
-#: map and an agent that keeps up.
-DEFAULT_MODE = Mode.LOCKSTEP
-
-
 class EnvState(str, enum.Enum):
     """The episode state a ``v0.env.describe`` announces."""
 
