@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from gymlab.deployment import DEFAULT_FPS
 from gymlab.procfs import cpu_seconds, rss_bytes
 from gymlab.rewarder.protocol import Mode
 from gymlab.supervisor import LocalRuntime, local_runtimes, remotes_string
@@ -838,7 +839,7 @@ def format_table(rows: list[Row]) -> str:
 
 
 def run_bench(
-    quick: bool = False, seconds: float | None = None, fps: float = 60.0
+    quick: bool = False, seconds: float | None = None, fps: float = DEFAULT_FPS
 ) -> dict[str, Any]:
     """Run every section; returns the results dict (also what ``--json`` writes)."""
     span = seconds if seconds is not None else (2.0 if quick else 10.0)
@@ -889,7 +890,9 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="short sections (< 60 s in all)")
     parser.add_argument("--seconds", type=float, help="seconds per section (default 10, quick 2)")
-    parser.add_argument("--fps", type=float, default=60.0, help="real-time fps (default 60)")
+    parser.add_argument(
+        "--fps", type=float, default=DEFAULT_FPS, help=f"real-time fps (default {DEFAULT_FPS:g})"
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.set_defaults(func=bench_command)
 

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from gymlab import deployment
 from gymlab.client.remotes import parse_remote
@@ -388,21 +389,14 @@ def start_local_runtimes(
 
 @contextlib.contextmanager
 def local_runtimes(
-    n: int,
-    env_id: str = "CartPole-v1",
-    *,
-    mode: Mode | str = DEFAULT_MODE,
-    fps: float = DEFAULT_FPS,
-    password: str | None = None,
-    ready_timeout: float = 60.0,
+    n: int, env_id: str = "CartPole-v1", **options: Any
 ) -> Iterator[list[LocalRuntime]]:
-    """``n`` runtimes sharing one password, started in parallel and always stopped (in parallel).
+    """:func:`start_local_runtimes` (same ``options``: ``mode``, ``fps``, ``password``,
+    ``ready_timeout``) as a context manager: the runtimes are always stopped, in parallel.
 
     Raises :class:`LocalRuntimeError` (after stopping the others) when one does not start.
     """
-    runtimes = start_local_runtimes(
-        n, env_id, mode=mode, fps=fps, password=password, ready_timeout=ready_timeout
-    )
+    runtimes = start_local_runtimes(n, env_id, **options)
     try:
         yield runtimes
     finally:

@@ -22,7 +22,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from gymlab.deployment import DEFAULT_MODE
+from gymlab.deployment import DEFAULT_FPS, DEFAULT_MODE
 from gymlab.rewarder.protocol import Mode
 from gymlab.supervisor import LocalRuntime, remotes_string, start_local_runtimes, stop_all
 
@@ -73,7 +73,7 @@ class LocalRemotes:
         (quoting the runtime's last log lines) when one does not start; then none is left.
         """
         check_count(n)
-        rate = fps or 60.0
+        rate = fps or DEFAULT_FPS
         runtimes = start_local_runtimes(
             n, env_id, mode=Mode(mode or DEFAULT_MODE), fps=rate, ready_timeout=ready_timeout
         )
