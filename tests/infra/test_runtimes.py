@@ -189,6 +189,22 @@ def test_killed_runtime_is_restarted_and_a_connected_client_recovers(host, runti
     assert int(host.check_output(f"systemctl show -p NRestarts --value {unit}")) >= 1
 
 
+#: noVNC says it is connected (1.0, on Ubuntu 22.04: "Connected (unencrypted) to gymlab" in
+#: #noVNC_status; later ones "Connected to gymlab" in #status) before the first framebuffer
+#: update has arrived: wait until its canvas also holds CartPole's white background.
+NOVNC_SHOWS_A_FRAME = """(() => {
+  const status = document.getElementById('status') || document.getElementById('noVNC_status');
+  if (!status || !/^Connected (\\(\\w+\\) )?to gymlab$/.test(status.textContent)) return false;
+  const canvas = document.querySelector('canvas');
+  if (!canvas || !canvas.width || !canvas.height) return false;
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i] > 240 && data[i + 1] > 240 && data[i + 2] > 240) return true;
+  }
+  return false;
+})()"""
+
+
 def test_novnc_page_shows_the_environment_in_a_real_browser(host, fact, runtimes, password):
     """Headless Chromium opens the noVNC viewer of runtime 0; its screenshot shows the cart."""
     if not fact["novnc"]:
@@ -198,12 +214,7 @@ def test_novnc_page_shows_the_environment_in_a_real_browser(host, fact, runtimes
     port = fact["instances"][0]["novnc_port"]
     png = browser.screenshot(
         f"http://{runtimes[0].host}:{port}/vnc_lite.html?password={password}&scale=true",
-        # noVNC 1.0 (Ubuntu 22.04) says "Connected (unencrypted) to gymlab" in #noVNC_status,
-        # later ones "Connected to gymlab" in #status
-        ready_js=(
-            "/^Connected (\\(\\w+\\) )?to gymlab$/.test((document.getElementById('status')"
-            " || document.getElementById('noVNC_status') || {}).textContent)"
-        ),
+        ready_js=NOVNC_SHOWS_A_FRAME,
     )
     pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
     pole = np.all(np.abs(pixels - (202, 152, 101)) <= 20, axis=-1)
